@@ -1,0 +1,3 @@
+from kplane.cli.main import main
+
+main()

@@ -1,0 +1,339 @@
+"""Structural validation of an object against an OpenAPI v3 schema, worded as the API server words it.
+
+Kubernetes validates custom resources with kube-openapi's validator and turns its errors into field errors in
+``apiextensions-apiserver/pkg/apiserver/validation/validation.go``: type errors become
+``FieldValueTypeInvalid`` with the found JSON type as the value, ``required`` becomes ``Required value``,
+``enum`` becomes ``Unsupported value``, ``maxLength`` becomes ``Too long``, ``maxItems``/``maxProperties``
+become ``Too many``, and everything else is ``Invalid value: <value>: <path> in body <kube-openapi message>``.
+List-type and embedded-resource checks follow ``apiextensions-apiserver/pkg/apiserver/schema/listtype`` and
+``objectmeta``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from kplane.api.schema import Schema
+from kplane.api.status import Cause, field_required
+
+MAX_JSON_INT = 2**53 - 1
+"""kube-openapi accepts a float as an integer when it is whole and within ±(2^53-1)."""
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object"
+
+
+def render(value: Any) -> str:
+    """A value as Go's field errors print it: strings quoted, numbers and booleans bare, the rest as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _number(value)
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _number(value: float | int) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return str(value)
+
+
+def child_path(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _invalid(path: str, value: Any, message: str) -> Cause:
+    return Cause("FieldValueInvalid", f"Invalid value: {render(value)}: {path} in body {message}", path)
+
+
+def _type_error(path: str, found: str, expected: str) -> Cause:
+    return Cause(
+        "FieldValueTypeInvalid",
+        f'Invalid value: "{found}": {path} in body must be of type {expected}: "{found}"',
+        path,
+    )
+
+
+def _too_many(path: str, actual: int, limit: int) -> Cause:
+    noun = "item" if limit == 1 else "items"
+    return Cause("FieldValueTooMany", f"Too many: {actual}: must have at most {limit} {noun}", path)
+
+
+def duplicate(path: str, value: Any) -> Cause:
+    return Cause("FieldValueDuplicate", f"Duplicate value: {render(value)}", path)
+
+
+def _type_ok(value: Any, schema: Schema) -> str | None:
+    """The expected type named as kube-openapi names it when ``value`` does not fit, else None."""
+    if value is None:
+        if schema.get("nullable") or not (schema.type or schema.int_or_string):
+            return None
+        return "integer,string" if schema.int_or_string else schema.type
+    if schema.int_or_string:
+        return None if json_type(value) in ("integer", "string") or _whole(value) else "integer,string"
+    expected = schema.type
+    found = json_type(value)
+    if not expected or found == expected:
+        return None
+    if expected == "number" and found == "integer":
+        return None
+    if expected == "integer" and _whole(value):
+        return None
+    return expected
+
+
+def _whole(value: Any) -> bool:
+    return (
+        isinstance(value, float)
+        and math.isfinite(value)
+        and value.is_integer()
+        and abs(value) <= MAX_JSON_INT
+    )
+
+
+# --- formats (kube-openapi strfmt, the subset apiextensions-apiserver/pkg/apiserver/validation/formats.go kee
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-{v}[0-9a-fA-F]{3}-[89abAB]?[0-9a-fA-F]{3,4}-[0-9a-fA-F]{12}"
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$")
+_DURATION = re.compile(r"^\s*([+-]?\d+(\.\d+)?\s*(ns|us|µs|ms|s|m|h|d|w|[a-z]+)\s*)+$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,255}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+_MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$|^([0-9A-Fa-f]{4}\.){2}[0-9A-Fa-f]{4}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def _parses(parse: Callable[[str], Any]) -> Callable[[str], bool]:
+    def check(text: str) -> bool:
+        try:
+            parse(text)
+        except ValueError:
+            return False
+        return True
+
+    return check
+
+
+def _date_time(text: str) -> bool:
+    if not _DATE_TIME.match(text):
+        return False
+    try:
+        datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return False
+    return True
+
+
+def _base64(text: str) -> bool:
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+FORMATS: dict[str, Callable[[str], bool]] = {
+    "date-time": _date_time,
+    "datetime": _date_time,
+    "date": _parses(lambda s: datetime.strptime(s, "%Y-%m-%d")),
+    "duration": lambda s: bool(_DURATION.match(s)),
+    "byte": _base64,
+    "uuid": lambda s: bool(re.fullmatch(_UUID.replace("{v}", "[0-9a-fA-F]"), s)),
+    "uuid3": lambda s: bool(re.fullmatch(_UUID.replace("{v}", "3"), s)),
+    "uuid4": lambda s: bool(re.fullmatch(_UUID.replace("{v}", "4"), s)),
+    "uuid5": lambda s: bool(re.fullmatch(_UUID.replace("{v}", "5"), s)),
+    "ipv4": _parses(ipaddress.IPv4Address),
+    "ipv6": _parses(ipaddress.IPv6Address),
+    "cidr": lambda s: "/" in s and _parses(ipaddress.ip_network)(s),
+    "mac": lambda s: bool(_MAC.match(s)),
+    "hostname": lambda s: bool(_HOSTNAME.match(s)),
+    "email": lambda s: bool(_EMAIL.match(s)),
+}
+
+
+# --- the walk -----------------------------------------------------------------------------------------------
+
+
+def validate(obj: Any, schema: Schema, path: str = "") -> list[Cause]:
+    """Every structural violation of ``obj`` under ``schema``; fields are named as upstream names them."""
+    expected = _type_ok(obj, schema)
+    if expected is not None:
+        return [_type_error(path, json_type(obj), expected)]
+    if obj is None:
+        return []
+    causes = _enum(obj, schema, path)
+    if isinstance(obj, str):
+        causes += _string(obj, schema, path)
+    elif isinstance(obj, int | float) and not isinstance(obj, bool):
+        causes += _numeric(obj, schema, path)
+    elif isinstance(obj, list):
+        causes += _array(obj, schema, path)
+    elif isinstance(obj, Mapping):
+        causes += _object(obj, schema, path)
+    for sub in schema.get("allOf") or []:
+        causes += validate(obj, Schema(sub, schema.definitions), path)
+    return causes
+
+
+def _enum(obj: Any, schema: Schema, path: str) -> list[Cause]:
+    allowed = schema.get("enum")
+    if (
+        not allowed
+        or any(obj == a and type(obj) is type(a) for a in allowed)
+        or (isinstance(obj, int | float) and not isinstance(obj, bool) and obj in allowed)
+    ):
+        return []
+    shown = [a if isinstance(a, str) else json.dumps(a) for a in allowed]
+    choices = ", ".join(json.dumps(a) for a in shown)
+    return [
+        Cause(
+            "FieldValueNotSupported", f"Unsupported value: {render(obj)}: supported values: {choices}", path
+        )
+    ]
+
+
+def _string(obj: str, schema: Schema, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    length = len(obj)
+    max_length = schema.get("maxLength")
+    if max_length is not None and length > max_length:
+        unit = "byte" if max_length == 1 else "bytes"
+        causes.append(Cause("FieldValueTooLong", f"Too long: may not be more than {max_length} {unit}", path))
+    min_length = schema.get("minLength")
+    if min_length is not None and length < min_length:
+        causes.append(_invalid(path, obj, f"should be at least {min_length} chars long"))
+    pattern = schema.get("pattern")
+    if pattern is not None and not re.search(pattern, obj):
+        causes.append(_invalid(path, obj, f"should match '{pattern}'"))
+    fmt = schema.get("format")
+    check = FORMATS.get(fmt) if isinstance(fmt, str) and not schema.int_or_string else None
+    if check is not None and not check(obj):
+        causes.append(
+            Cause(
+                "FieldValueTypeInvalid",
+                f"Invalid value: {render(obj)}: {path} in body must be of type {fmt}: {render(obj)}",
+                path,
+            )
+        )
+    return causes
+
+
+def _numeric(obj: float, schema: Schema, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    maximum = schema.get("maximum")
+    if maximum is not None:
+        if schema.get("exclusiveMaximum") and obj >= maximum:
+            causes.append(_invalid(path, obj, f"should be less than {_number(maximum)}"))
+        elif obj > maximum:
+            causes.append(_invalid(path, obj, f"should be less than or equal to {_number(maximum)}"))
+    minimum = schema.get("minimum")
+    if minimum is not None:
+        if schema.get("exclusiveMinimum") and obj <= minimum:
+            causes.append(_invalid(path, obj, f"should be greater than {_number(minimum)}"))
+        elif obj < minimum:
+            causes.append(_invalid(path, obj, f"should be greater than or equal to {_number(minimum)}"))
+    multiple = schema.get("multipleOf")
+    if multiple and not (obj / multiple).is_integer():
+        causes.append(_invalid(path, obj, f"should be a multiple of {_number(multiple)}"))
+    return causes
+
+
+def _array(obj: list[Any], schema: Schema, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    max_items = schema.get("maxItems")
+    if max_items is not None and len(obj) > max_items:
+        causes.append(_too_many(path, len(obj), max_items))
+    min_items = schema.get("minItems")
+    if min_items is not None and len(obj) < min_items:
+        causes.append(_invalid(path, len(obj), f"should have at least {min_items} items"))
+    items = schema.items
+    if items is not None:
+        for i, item in enumerate(obj):
+            causes += validate(item, items, f"{path}[{i}]")
+    return causes + list_type_errors(obj, schema, path)
+
+
+def list_type_errors(obj: list[Any], schema: Schema, path: str) -> list[Cause]:
+    """``x-kubernetes-list-type``: sets hold no duplicates; maps need their keys, and no key twice."""
+    lt = schema.get("x-kubernetes-list-type")
+    causes: list[Cause] = []
+    if lt == "set":
+        seen: list[Any] = []
+        for i, item in enumerate(obj):
+            if item in seen:
+                causes.append(duplicate(f"{path}[{i}]", item))
+            else:
+                seen.append(item)
+    elif lt == "map":
+        keys = schema.list_map_keys
+        seen_keys: list[tuple[Any, ...]] = []
+        for i, item in enumerate(obj):
+            if not isinstance(item, Mapping):
+                continue
+            missing = [k for k in keys if k not in item and k not in _key_defaults(schema)]
+            causes += [field_required(f"{path}[{i}].{k}") for k in missing]
+            if missing:
+                continue
+            key = tuple(item.get(k, _key_defaults(schema).get(k)) for k in keys)
+            if key in seen_keys:
+                causes.append(duplicate(f"{path}[{i}]", {k: item.get(k) for k in keys}))
+            else:
+                seen_keys.append(key)
+    return causes
+
+
+def _key_defaults(schema: Schema) -> dict[str, Any]:
+    items = schema.items
+    if items is None:
+        return {}
+    out = {}
+    for k in schema.list_map_keys:
+        sub = items.field(k)
+        if sub is not None and "default" in sub.raw:
+            out[k] = sub.raw["default"]
+    return out
+
+
+def _object(obj: Mapping[str, Any], schema: Schema, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for name in schema.get("required") or []:
+        if name not in obj:
+            causes.append(field_required(child_path(path, name)))
+    max_props = schema.get("maxProperties")
+    if max_props is not None and len(obj) > max_props:
+        causes.append(_too_many(path, len(obj), max_props))
+    min_props = schema.get("minProperties")
+    if min_props is not None and len(obj) < min_props:
+        causes.append(_invalid(path, len(obj), f"should have at least {min_props} properties"))
+    if schema.embedded_resource:
+        causes += [field_required(child_path(path, k)) for k in ("apiVersion", "kind") if not obj.get(k)]
+    for key, value in obj.items():
+        sub = schema.field(key)
+        if sub is not None:
+            causes += validate(value, sub, child_path(path, key))
+    return causes

@@ -1,0 +1,191 @@
+"""Assembling and running the embedded API server: store, registry, CRD serving, HTTPS, bootstrap.
+
+``kplane up`` calls :func:`serve`. The server writes ``<data-dir>/kubeconfig`` that kubectl and the Python
+clients use as is, and keeps its CA, token and database in the data directory so that a restart finds
+the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+
+from kplane.api import status
+from kplane.api.resources import ResourceType
+from kplane.api.schema import Schema
+from kplane.apiserver.admission import Admission
+from kplane.apiserver.app import ApiApp
+from kplane.apiserver.context import RequestContext
+from kplane.apiserver.crds import CrdServing
+from kplane.apiserver.handlers import ResourceService
+from kplane.apiserver.metrics import ServerMetrics
+from kplane.apiserver.registry import Registry
+from kplane.apiserver.request import ApiPath, Query
+from kplane.apiserver.tls import CertPaths, ensure_certificates
+from kplane.storage import Store
+from kplane.versions.builtin_schemas import schema_for_kind
+from kplane.versions.profile import VersionProfile, load_profile
+
+log = logging.getLogger("kplane.apiserver")
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+COMPACTION_INTERVAL = 300.0
+COMPACTION_KEEP = 10000
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    data_dir: Path
+    port: int = 6443
+    host: str = "127.0.0.1"
+    kube_version: str = "1.36"
+    synchronous: str = "FULL"
+
+
+def read_or_create_token(data_dir: Path) -> str:
+    path = data_dir / "token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+def kubeconfig(server: str, ca_pem: bytes, token: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kplane", "cluster": {
+            "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "users": [{"name": "kplane-admin", "user": {"token": token}}],
+        "contexts": [{"name": "kplane", "context": {"cluster": "kplane", "user": "kplane-admin",
+                                                    "namespace": "default"}}],
+        "current-context": "kplane",
+        "preferences": {},
+    }
+
+
+def write_kubeconfig(data_dir: Path, host: str, port: int, certs: CertPaths, token: str) -> Path:
+    path = data_dir / "kubeconfig"
+    config = kubeconfig(f"https://{host}:{port}", certs.ca_cert.read_bytes(), token)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(config, handle, sort_keys=False)
+    os.replace(tmp, path)
+    return path
+
+
+class ControlPlaneServer:
+    """The API server's parts wired together; :meth:`start` opens the store and serves nothing yet."""
+
+    def __init__(self, options: ServerOptions, profile: VersionProfile) -> None:
+        self.options = options
+        self.profile = profile
+        self.registry = Registry(profile.resources)
+        self.store: Store | None = None
+        self.crds: CrdServing | None = None
+        self.app: ApiApp | None = None
+        self._compactor: asyncio.Task[None] | None = None
+
+    def _builtin_schema(self, rtype: ResourceType) -> Schema | None:
+        try:
+            return schema_for_kind(self.profile.minor, rtype.group, rtype.version, rtype.kind)
+        except (LookupError, ValueError):
+            return None
+
+    async def start(self) -> ApiApp:
+        data_dir = self.options.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await Store.open(data_dir / "kplane.db", synchronous=self.options.synchronous)
+        self.crds = CrdServing(self.store, self.registry)
+        admission = Admission(self._builtin_schema, self.crds.crd)
+        service = ResourceService(self.store, self.registry, admission)
+        await self.crds.start()
+        await self._bootstrap(service)
+        token = read_or_create_token(data_dir)
+        version_info = self.profile.version_info()
+        metrics = ServerMetrics(self.profile.feature_gates, version_info)
+        self.app = ApiApp(service=service, registry=self.registry, profile=self.profile, token=token,
+                          metrics=metrics, version_info=version_info, crd_schemas=self.crds.schemas)
+        self._compactor = asyncio.create_task(self._compact_forever(), name="compaction")
+        return self.app
+
+    async def _bootstrap(self, service: ResourceService) -> None:
+        ns_type = self.registry.resolve("", "v1", "namespaces")
+        assert ns_type is not None and self.store is not None
+        for name in BOOTSTRAP_NAMESPACES:
+            if self.store.get(ns_type.key(None, name)) is not None:
+                continue
+            ctx = RequestContext(method="POST", path=ApiPath("", "v1", "namespaces"), rtype=ns_type,
+                                 query=Query({"fieldManager": "kplane-apiserver"}), headers={},
+                                 user_agent="kplane-apiserver")
+            with contextlib.suppress(status.StatusError):
+                await service.create(ctx, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    async def _compact_forever(self) -> None:
+        while True:
+            await asyncio.sleep(COMPACTION_INTERVAL)
+            if self.store is not None and self.store.revision > COMPACTION_KEEP:
+                try:
+                    await self.store.compact(COMPACTION_KEEP)
+                except Exception:
+                    log.exception("compaction failed")
+
+    async def stop(self) -> None:
+        if self._compactor is not None:
+            self._compactor.cancel()
+        if self.crds is not None:
+            await self.crds.stop()
+        if self.store is not None:
+            await self.store.close()
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind before serving so that a busy port is reported at once, in one line."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(options: ServerOptions, *, ready: asyncio.Event | None = None) -> None:
+    """Run the API server until cancelled or signalled; writes the kubeconfig once listening."""
+    profile = load_profile(options.kube_version)
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    certs = ensure_certificates(options.data_dir)
+    sock = bind_socket(options.host, options.port)
+    port = sock.getsockname()[1]
+    server = ControlPlaneServer(options, profile)
+    app = await server.start()
+    config = uvicorn.Config(app, ssl_certfile=str(certs.cert), ssl_keyfile=str(certs.key), log_level="warning",
+                            lifespan="off", http="httptools", loop="none", timeout_keep_alive=120,
+                            access_log=False)
+    uv = uvicorn.Server(config)
+    assert server.store is not None
+    write_kubeconfig(options.data_dir, options.host, port, certs, read_or_create_token(options.data_dir))
+    if ready is not None:
+        ready.set()
+    try:
+        await uv.serve(sockets=[sock])
+    finally:
+        await server.stop()
+        sock.close()

@@ -1,0 +1,87 @@
+"""The ``kplane`` command.
+
+Every failure the user can cause (a busy port, a bad flag value, a missing data directory) ends in one
+readable line on stderr and a non-zero exit; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kplane.cli import up as up_cmd
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="kplane: a Kubernetes platform control plane that starts on a laptop.")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code carried along."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def one_line_errors(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CliError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(err.code) from None
+        except (OSError, ValueError) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+    return wrapper  # type: ignore[return-value]
+
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Where kplane keeps its state, certificates and kubeconfig.",
+                                       envvar="KPLANE_DATA_DIR")]
+
+
+@app.command()
+@one_line_errors
+def up(
+    data_dir: DataDir = Path(".kplane"),
+    port: Annotated[int, typer.Option(help="HTTPS port on 127.0.0.1 (0 picks a free one).", min=0, max=65535)] = 6443,
+    detach: Annotated[bool, typer.Option("--detach", help="Run in the background; stop with `kplane down`.")] = False,
+    kube_version: Annotated[str, typer.Option("--kube-version", help="Kubernetes API level to serve (1.31-1.36).")]
+    = "1.36",
+    nodes: Annotated[int, typer.Option(help="Simulated nodes to run.", min=0)] = 1,
+    controllers: Annotated[bool, typer.Option("--controllers/--no-controllers",
+                                              help="Run the built-in controllers.")] = True,
+) -> None:
+    """Start the embedded control plane (API server over HTTPS on loopback)."""
+    options = up_cmd.UpOptions(data_dir=data_dir.resolve(), port=port, kube_version=kube_version, nodes=nodes,
+                               controllers=controllers)
+    up_cmd.validate(options)
+    if detach:
+        pid = up_cmd.start_detached(options)
+        typer.echo(f"kplane is up (pid {pid}); kubeconfig: {options.data_dir / 'kubeconfig'}")
+        return
+    up_cmd.run_foreground(options)
+
+
+@app.command()
+@one_line_errors
+def down(data_dir: DataDir = Path(".kplane")) -> None:
+    """Stop a control plane started with `kplane up --detach`."""
+    pid = up_cmd.stop_detached(data_dir.resolve())
+    typer.echo(f"kplane stopped (pid {pid})")
+
+
+def main() -> None:
+    app(prog_name="kplane")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

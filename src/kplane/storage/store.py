@@ -1,0 +1,252 @@
+"""The revisioned store: current state in memory, history in an append-only SQLite log.
+
+Reads of the current state never touch SQLite; writes go to one writer thread and are acknowledged
+only once committed (and, with synchronous=FULL, fsynced). The loop-side state below changes only
+when the writer delivers a commit, so readers never see a revision before it is durable, nor a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from kplane.storage import log
+from kplane.storage.model import (
+    CompactedError,
+    Event,
+    FutureRevisionError,
+    ListResult,
+    StoreError,
+)
+from kplane.storage.watch import Watch, WatchHub
+from kplane.storage.writer import Committed, CompactOp, Item, StopOp, WriteOp, Writer
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+class Store:
+    """Use `await Store.open(path)`; objects returned by any method are shared and must not be mutated.
+
+    A write whose caller is cancelled may still commit: the cancellation only stops the waiting.
+    """
+
+    def __init__(
+        self,
+        loaded: log.Loaded,
+        writer_conn: sqlite3.Connection,
+        reader: sqlite3.Connection,
+        lock_fd: int,
+        watch_window: int,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._objects = {key: obj for key, (_, obj) in loaded.live.items()}
+        self._keys = sorted(self._objects)
+        self._revision = loaded.revision
+        self._compacted = loaded.compacted
+        self._reader = reader
+        self._lock_fd = lock_fd
+        self._hub = WatchHub(watch_window, loaded.window_start, loaded.recent)
+        self._writer = Writer(writer_conn, loaded, self._loop, self._deliver)
+        self._closing: asyncio.Future[Any] | None = None
+        self._writer.start()
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], *, synchronous: str = "FULL", watch_window: int = 10000
+    ) -> Store:
+        if watch_window < 1:
+            raise ValueError("watch_window must be at least 1")
+        location = os.fspath(path)
+        loaded, writer_conn, reader, lock_fd = await asyncio.to_thread(
+            _open_files, location, synchronous, watch_window
+        )
+        return cls(loaded, writer_conn, reader, lock_fd, watch_window)
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    @property
+    def compacted_revision(self) -> int:
+        return self._compacted
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._objects.get(key)
+
+    def list(
+        self,
+        prefix: str,
+        *,
+        start_after: str | None = None,
+        limit: int | None = None,
+        revision: int | None = None,
+        predicate: Predicate | None = None,
+    ) -> ListResult:
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be a positive number or None")
+        if revision is None or revision == self._revision:
+            return self._list_current(prefix, start_after, limit, predicate)
+        if revision < 0:
+            raise ValueError("revision must not be negative")
+        if revision > self._revision:
+            raise FutureRevisionError(revision, self._revision)
+        if revision < self._compacted:
+            raise CompactedError(revision, self._compacted)
+        rows = log.snapshot(self._reader, prefix, start_after, revision)
+        with contextlib.closing(rows):
+            decoded = ((key, orjson.loads(value)) for key, value in rows)
+            items, last, more = _take_page(decoded, limit, predicate)
+            remaining = 1 + sum(1 for _ in rows) if more and predicate is None else 0
+        return ListResult(items, revision, last if more else None, remaining)
+
+    def _list_current(
+        self, prefix: str, start_after: str | None, limit: int | None, predicate: Predicate | None
+    ) -> ListResult:
+        keys = self._keys
+        low = bisect_left(keys, prefix)
+        if start_after is not None:
+            low = max(low, bisect_right(keys, start_after))
+        upper = log.prefix_upper_bound(prefix)
+        high = len(keys) if upper is None else bisect_left(keys, upper)
+        entries = ((keys[i], self._objects[keys[i]]) for i in range(low, high))
+        items, last, more = _take_page(entries, limit, predicate)
+        remaining = high - low - len(items) if more and predicate is None else 0
+        return ListResult(items, self._revision, last if more else None, remaining)
+
+    async def create(self, key: str, obj: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._write("create", key, _encode(obj), None)
+        return result
+
+    async def update(
+        self, key: str, obj: dict[str, Any], *, expected_revision: int | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._write("update", key, _encode(obj), expected_revision)
+        return result
+
+    async def delete(self, key: str, *, expected_revision: int | None = None) -> dict[str, Any]:
+        """Returns the last object, stamped with the revision of its deletion."""
+        result: dict[str, Any] = await self._write("delete", key, None, expected_revision)
+        return result
+
+    def watch(self, prefix: str, since: int) -> Watch:
+        """Events after revision `since` for keys under `prefix`: replayed from memory, then live.
+
+        Raises CompactedError when `since` is older than the in-memory window or the last compaction,
+        and FutureRevisionError when it is newer than the current revision.
+        """
+        self._check_open()
+        return self._hub.watch(prefix, since)
+
+    async def compact(self, keep: int = 1000) -> int:
+        """Forget history older than `revision - keep`; returns the revision compacted to."""
+        if keep < 0:
+            raise ValueError("keep must not be negative")
+        compacted: int = await self._submit(lambda future: CompactOp(keep, future))
+        return compacted
+
+    async def close(self) -> None:
+        """Finish queued writes, then release the database; watchers end."""
+        if self._closing is None:
+            self._closing = self._loop.create_future()
+            self._writer.submit(StopOp(self._closing))
+            self._hub.close()
+        with contextlib.suppress(StoreError):
+            await asyncio.shield(self._closing)
+        if self._lock_fd >= 0:
+            self._reader.close()
+            log.unlock(self._lock_fd)
+            self._lock_fd = -1
+
+    async def _write(self, kind: Any, key: str, payload: bytes | None, expected: int | None) -> Any:
+        if not isinstance(key, str) or not key:
+            raise ValueError("key must be a non-empty string")
+        if expected is not None and (not isinstance(expected, int) or expected < 1):
+            raise ValueError("expected_revision must be a positive integer")
+        return await self._submit(lambda future: WriteOp(kind, key, payload, expected, future))
+
+    async def _submit(self, make: Callable[[asyncio.Future[Any]], Item]) -> Any:
+        self._check_open()
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._writer.submit(make(future))
+        return await future
+
+    def _check_open(self) -> None:
+        if self._closing is not None:
+            raise StoreError("store is closed")
+
+    def _deliver(self, committed: Committed) -> None:
+        """Runs on the loop: apply one durable commit for readers, then answer its writers."""
+        for event in committed.events:
+            self._apply(event)
+        self._revision = committed.revision
+        if committed.compacted != self._compacted:
+            self._compacted = committed.compacted
+            self._hub.compacted(committed.compacted)
+        self._hub.publish(committed.events)
+        for future, outcome in committed.outcomes:
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    def _apply(self, event: Event) -> None:
+        if event.type == "DELETED":
+            del self._objects[event.key]
+            del self._keys[bisect_left(self._keys, event.key)]
+            return
+        if event.key not in self._objects:
+            insort(self._keys, event.key)
+        self._objects[event.key] = event.obj
+
+
+def _open_files(
+    path: str, synchronous: str, window: int
+) -> tuple[log.Loaded, sqlite3.Connection, sqlite3.Connection, int]:
+    lock_fd = log.lock(path)
+    try:
+        writer_conn = log.connect(path, synchronous)
+        try:
+            loaded = log.load(writer_conn, window)
+            reader = log.connect(path, synchronous, readonly=True)
+        except BaseException:
+            writer_conn.close()
+            raise
+    except BaseException:
+        log.unlock(lock_fd)
+        raise
+    return loaded, writer_conn, reader, lock_fd
+
+
+def _encode(obj: dict[str, Any]) -> bytes:
+    """Snapshot the caller's object now, so later changes to it cannot leak into the write."""
+    if not isinstance(obj, dict):
+        raise TypeError(f"object must be a dict, not {type(obj).__name__}")
+    metadata = obj.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise TypeError("object metadata must be a dict")
+    return orjson.dumps(obj)
+
+
+def _take_page(
+    entries: Iterator[tuple[str, dict[str, Any]]], limit: int | None, predicate: Predicate | None
+) -> tuple[list[dict[str, Any]], str | None, bool]:
+    """Up to `limit` matching objects, the key of the last one, and whether another match follows."""
+    items: list[dict[str, Any]] = []
+    last: str | None = None
+    for key, obj in entries:
+        if predicate is not None and not predicate(obj):
+            continue
+        if limit is not None and len(items) == limit:
+            return items, last, True
+        items.append(obj)
+        last = key
+    return items, last, False

@@ -34,10 +34,10 @@ class ControlPlane:
         env["HOME"] = str(self.home)
         return env
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
         assert KUBECTL is not None, "kubectl is not installed"
-        proc = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, env=self.env(),
+        proc = subprocess.run([KUBECTL, *args], input=stdin, capture_output=True, text=True, env=self.env(),
                               timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")

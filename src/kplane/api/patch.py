@@ -1,8 +1,8 @@
 """JSON patch (RFC 6902) and JSON merge patch (RFC 7386) for the PATCH verb.
 
 Both are pure functions over decoded JSON objects: the caller's object is never mutated, and failures are
-raised as the same ``Status`` errors kube-apiserver sends, because clients branch on the code (kopf retries a
-failed JSON-patch ``test`` on 422; kubectl prints the message). Upstream sources for the codes and texts:
+raised as the same ``Status`` errors kube-apiserver sends, because clients branch on the code (kopf relies on
+a failed JSON-patch ``test`` answering 422; kubectl prints the message). Sources for the codes and texts:
 k8s.io/apiserver pkg/endpoints/handlers/patch.go (``applyJSPatch``, ``jsonPatcher``), k8s.io/apimachinery
 pkg/api/errors ``NewGenericServerResponse``, and github.com/evanphx/json-patch ``MergePatch``.
 
@@ -50,7 +50,7 @@ def decode_patch_body(body: bytes) -> Any:
 
 
 def _go_syntax_error(body: bytes, pos: int) -> str:
-    """Go reports the offending character; an input that stops early is "unexpected end of JSON input"."""
+    """Go's wording, approximately: it names the offending character (its context words may differ)."""
     text = body.decode("utf-8", "replace")
     if pos >= len(text.rstrip()):
         return "unexpected end of JSON input"
@@ -82,15 +82,26 @@ def apply_json_patch(obj: Mapping[str, Any], body: bytes) -> dict[str, Any]:
     for op in ops:
         if not isinstance(op, dict):
             raise bad_request(
-                f"json: cannot unmarshal {go_json_kind(op)} into Go value of type jsonpatch.Operation")
+                f"json: cannot unmarshal {go_json_kind(op)} into Go value of type jsonpatch.Operation"
+            )
     if len(ops) > MAX_JSON_PATCH_OPERATIONS:
-        raise StatusError(413, "RequestEntityTooLarge",
-                          "Request entity too large: The allowed maximum operations in a JSON patch is "
-                          f"{MAX_JSON_PATCH_OPERATIONS}, got {len(ops)}")
+        raise StatusError(
+            413,
+            "RequestEntityTooLarge",
+            "Request entity too large: The allowed maximum operations in a JSON patch is "
+            f"{MAX_JSON_PATCH_OPERATIONS}, got {len(ops)}",
+        )
     try:
         result = jsonpatch.JsonPatch(ops).apply(obj, in_place=False)
-    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException,
-            TypeError, ValueError, KeyError, IndexError, AttributeError):
+    except (
+        jsonpatch.JsonPatchException,
+        jsonpointer.JsonPointerException,
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        AttributeError,
+    ):
         # Upstream decodes operations lazily, so a malformed operation (unknown op, missing path) fails
         # at apply time and is reported like a failed test: 422.
         raise unprocessable() from None
@@ -118,7 +129,8 @@ def apply_strategic_merge_patch(obj: Mapping[str, Any], body: bytes, schema: Sch
         patch = {}
     if not isinstance(patch, dict):
         raise bad_request(
-            f"json: cannot unmarshal {go_json_kind(patch)} into Go value of type map[string]interface {{}}")
+            f"json: cannot unmarshal {go_json_kind(patch)} into Go value of type map[string]interface {{}}"
+        )
     return strategic_merge(obj, patch, schema)
 
 
@@ -154,6 +166,7 @@ def _not_an_object(value: Any) -> StatusError:
     """A patch that turns the object into a non-object fails decoding: 422 on field ``patch`` (patch.go)."""
     text = orjson.dumps(value).decode()
     detail = f"json: cannot unmarshal {go_json_kind(value)} into Go value of type map[string]interface {{}}"
-    cause = Cause("FieldValueInvalid", f"Invalid value: {json.dumps(text, ensure_ascii=False)}: {detail}",
-                  "patch")
+    cause = Cause(
+        "FieldValueInvalid", f"Invalid value: {json.dumps(text, ensure_ascii=False)}: {detail}", "patch"
+    )
     return invalid("", "", "", [cause])

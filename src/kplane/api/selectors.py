@@ -110,7 +110,6 @@ def _make_selector(requirements: list[Requirement]) -> LabelSelector:
     return LabelSelector(tuple(sorted(requirements, key=lambda r: r.key)))
 
 
-EVERYTHING = LabelSelector()
 NOTHING = LabelSelector(nothing=True)
 
 
@@ -118,17 +117,23 @@ NOTHING = LabelSelector(nothing=True)
 
 _QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 _QUALIFIED_NAME = re.compile(_QUALIFIED_NAME_FMT)
-_QUALIFIED_NAME_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', "
-                       "and must start and end with an alphanumeric character")
+_QUALIFIED_NAME_MSG = (
+    "must consist of alphanumeric characters, '-', '_' or '.', "
+    "and must start and end with an alphanumeric character"
+)
 _LABEL_VALUE_FMT = f"({_QUALIFIED_NAME_FMT})?"
 _LABEL_VALUE = re.compile(_LABEL_VALUE_FMT)
-_LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, "
-                    "'-', '_' or '.', and must start and end with an alphanumeric character")
+_LABEL_VALUE_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, "
+    "'-', '_' or '.', and must start and end with an alphanumeric character"
+)
 _DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN_FMT = f"{_DNS1123_LABEL_FMT}(\\.{_DNS1123_LABEL_FMT})*"
 _DNS1123_SUBDOMAIN = re.compile(_DNS1123_SUBDOMAIN_FMT)
-_DNS1123_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
-                          "characters, '-' or '.', and must start and end with an alphanumeric character")
+_DNS1123_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+    "characters, '-' or '.', and must start and end with an alphanumeric character"
+)
 
 
 def _regex_error(msg: str, fmt: str, *examples: str) -> str:
@@ -145,8 +150,10 @@ def qualified_name_errors(value: str) -> list[str]:
     parts = value.split("/")
     errors: list[str] = []
     if len(parts) > 2:
-        return [f"a qualified name {_name_regex_error()} with an optional DNS subdomain prefix and '/' "
-                "(e.g. 'example.com/MyName')"]
+        return [
+            f"a qualified name {_name_regex_error()} with an optional DNS subdomain prefix and '/' "
+            "(e.g. 'example.com/MyName')"
+        ]
     name = parts[-1]
     if len(parts) == 2:
         prefix = parts[0]
@@ -156,8 +163,10 @@ def qualified_name_errors(value: str) -> list[str]:
             if len(prefix) > 253:
                 errors.append("prefix part must be no more than 253 characters")
             if not _DNS1123_SUBDOMAIN.fullmatch(prefix):
-                errors.append("prefix part " + _regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT,
-                                                            "example.com"))
+                errors.append(
+                    "prefix part "
+                    + _regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com")
+                )
     if not name:
         errors.append("name part must be non-empty")
     elif len(name) > 63:
@@ -207,13 +216,29 @@ def new_requirement(key: str, operator: str, values: Collection[str]) -> Require
         errors.append(_invalid("values", shown, "values set must be empty for exists and does not exist"))
     elif operator in (GREATER_THAN, LESS_THAN):
         if len(values) != 1:
-            errors.append(_invalid("values", shown, "for 'Gt', 'Lt' operators, exactly one value is "
-                                   "required"))
-        errors.extend(_invalid(f"values[{i}]", _go_quote(v), "for 'Gt', 'Lt' operators, the value must be an "
-                               "integer") for i, v in enumerate(values) if _parse_int64(v) is None)
+            errors.append(
+                _invalid("values", shown, "for 'Gt', 'Lt' operators, exactly one value is required")
+            )
+        errors.extend(
+            _invalid(f"values[{i}]", _go_quote(v), "for 'Gt', 'Lt' operators, the value must be an integer")
+            for i, v in enumerate(values)
+            if _parse_int64(v) is None
+        )
     elif operator not in (*_BINARY_OPERATORS, EXISTS, DOES_NOT_EXIST):
-        supported = ", ".join(_go_quote(o) for o in (DOES_NOT_EXIST, EQUALS, DOUBLE_EQUALS, IN, NOT_EQUALS,
-                                                     NOT_IN, EXISTS, GREATER_THAN, LESS_THAN))
+        supported = ", ".join(
+            _go_quote(o)
+            for o in (
+                DOES_NOT_EXIST,
+                EQUALS,
+                DOUBLE_EQUALS,
+                IN,
+                NOT_EQUALS,
+                NOT_IN,
+                EXISTS,
+                GREATER_THAN,
+                LESS_THAN,
+            )
+        )
         errors.append(f"operator: Unsupported value: {_go_quote(operator)}: supported values: {supported}")
     for i, value in enumerate(values):
         if value_errors := label_value_errors(value):
@@ -252,7 +277,7 @@ def _lex(text: str) -> list[tuple[str, str]]:
         if text[i] in _SPECIAL:
             # longest run of special characters that is still a known symbol
             j = i + 1
-            while j < len(text) and text[j] in _SPECIAL and text[i:j + 1] in _SYMBOLS:
+            while j < len(text) and text[j] in _SPECIAL and text[i : j + 1] in _SYMBOLS:
                 j += 1
             tokens.append((text[i:j], text[i:j]))
         else:
@@ -324,8 +349,15 @@ class _LabelParser:
 
     def operator(self) -> str:
         kind, literal = self.take(values=False)
-        symbols = {"=": EQUALS, "==": DOUBLE_EQUALS, "!=": NOT_EQUALS, ">": GREATER_THAN, "<": LESS_THAN,
-                   IN: IN, NOT_IN: NOT_IN}
+        symbols = {
+            "=": EQUALS,
+            "==": DOUBLE_EQUALS,
+            "!=": NOT_EQUALS,
+            ">": GREATER_THAN,
+            "<": LESS_THAN,
+            IN: IN,
+            NOT_IN: NOT_IN,
+        }
         if kind not in symbols:
             raise ValueError(f"found '{literal}', expected: {', '.join(_BINARY_OPERATORS)}")
         return symbols[kind]
@@ -441,8 +473,9 @@ class FieldSelector:
     def empty(self) -> bool:
         return not self.requirements
 
-    def matches(self, obj: Mapping[str, Any],
-                value_of: Callable[[Mapping[str, Any], str], str | None] = field_value) -> bool:
+    def matches(
+        self, obj: Mapping[str, Any], value_of: Callable[[Mapping[str, Any], str], str | None] = field_value
+    ) -> bool:
         """True when every term holds; an absent field reads as ``""`` (Go's zero value), as upstream."""
         for r in self.requirements:
             equal = (value_of(obj, r.key) or "") == r.values[0]
@@ -511,7 +544,7 @@ def _split_term(term: str) -> tuple[str, str, str] | None:
     for i in range(len(term)):
         for op in (NOT_EQUALS, DOUBLE_EQUALS, EQUALS):
             if term.startswith(op, i):
-                return term[:i], op, term[i + len(op):]
+                return term[:i], op, term[i + len(op) :]
     return None
 
 
@@ -528,8 +561,9 @@ def parse_field_selector(text: str, allowed: Collection[str]) -> FieldSelector:
         if split is None:
             raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
         field, op, raw = split
-        requirements.append(Requirement(field, NOT_EQUALS if op == NOT_EQUALS else EQUALS,
-                                        (_unescape_field_value(raw),)))
+        requirements.append(
+            Requirement(field, NOT_EQUALS if op == NOT_EQUALS else EQUALS, (_unescape_field_value(raw),))
+        )
     for r in requirements:
         if r.key not in allowed:
             raise bad_request(f"field label not supported: {r.key}")

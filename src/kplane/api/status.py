@@ -110,7 +110,10 @@ def method_not_allowed(message: str = "the server does not allow this method on 
 
 
 def unsupported_media_type(content_type: str) -> StatusError:
-    return StatusError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")')
+    accepted = "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+    return StatusError(415, "UnsupportedMediaType",
+                       f'the body of the request was in an unknown format - accepted media types include: {accepted}'
+                       f' (got "{content_type}")')
 
 
 def gone(message: str) -> StatusError:

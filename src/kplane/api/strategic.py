@@ -54,14 +54,16 @@ def _plain(message: str) -> StatusError:
     return StatusError(500, "", message)
 
 
-def strategic_merge(original: Mapping[str, Any], patch: Mapping[str, Any],
-                    schema: Schema | None) -> dict[str, Any]:
+def strategic_merge(
+    original: Mapping[str, Any], patch: Mapping[str, Any], schema: Schema | None
+) -> dict[str, Any]:
     """Merge decoded ``patch`` into ``original`` and return a new object that shares nothing with either."""
     return _merge_map(orjson.loads(orjson.dumps(original)), orjson.loads(orjson.dumps(patch)), schema)
 
 
-def _merge_map(original: Mapping[str, Any] | None, patch: Mapping[str, Any],
-               schema: Schema | None) -> dict[str, Any]:
+def _merge_map(
+    original: Mapping[str, Any] | None, patch: Mapping[str, Any], schema: Schema | None
+) -> dict[str, Any]:
     if PATCH in patch:
         directive = patch[PATCH]
         if directive == "replace":
@@ -191,8 +193,10 @@ def _check_order(changes: list[Any], order: list[Any], merge_key: str) -> None:
             i += 1
         j += 1
     if i < len(items):
-        raise _plain(f"The order in patch list:\n{_go(changes)}\n doesn't match "
-                     f"{SET_ELEMENT_ORDER} list:\n{_go(order)}\n")
+        raise _plain(
+            f"The order in patch list:\n{_go(changes)}\n doesn't match "
+            f"{SET_ELEMENT_ORDER} list:\n{_go(order)}\n"
+        )
 
 
 def _identity(item: Any, merge_key: str) -> Any:
@@ -224,8 +228,9 @@ def _merge_list(current: list[Any], changes: list[Any], schema: Schema | None) -
     return _normalize(in_patch, server_only, plain, base, merge_key)
 
 
-def _apply_item_directives(current: list[Any], changes: list[Any], merge_key: str,
-                           item_schema: Schema | None) -> tuple[list[Any], list[Any]]:
+def _apply_item_directives(
+    current: list[Any], changes: list[Any], merge_key: str, item_schema: Schema | None
+) -> tuple[list[Any], list[Any]]:
     """Handle ``$patch`` list items: ``delete`` drops server items by key, ``replace`` drops them all."""
     base = list(current)
     plain: list[Any] = []
@@ -286,8 +291,13 @@ def _partition(merged: list[Any], reference: list[Any], merge_key: str) -> tuple
     return inside, outside
 
 
-def _normalize(in_patch: list[Any], server_only: list[Any], patch_order: list[Any],
-               server_order: list[Any], merge_key: str) -> list[Any]:
+def _normalize(
+    in_patch: list[Any],
+    server_only: list[Any],
+    patch_order: list[Any],
+    server_order: list[Any],
+    merge_key: str,
+) -> list[Any]:
     """Sort each side by its own order, then interleave them as upstream's ``mergeSortedSlice`` does."""
     server_at = _positions(server_order, merge_key)
     left = _sort_by(server_only, server_at, merge_key)

@@ -103,10 +103,7 @@ class Admission:
             if field_validation == "Warn":
                 warnings.extend(f'unknown field "{path}"' for path in unknown)
         obj, _ = prune(obj, schema)
-        if rtype.crd_name:
-            obj = apply_defaults(obj, schema)
-        else:
-            obj = apply_builtin_defaults(rtype.group, rtype.kind, obj)
+        obj = apply_defaults(obj, schema) if rtype.crd_name else apply_builtin_defaults(rtype.group, rtype.kind, obj)
         causes: list[status.Cause] = []
         structural = validate(obj, schema)
         type_errors = [c for c in structural if c.reason == "FieldValueTypeInvalid"]

@@ -101,4 +101,5 @@ def include_object_policy(value: str) -> str:
         return "Metadata"
     if value in ("None", "Object"):
         return value
-    raise status.bad_request(f'includeObject: unsupported value "{value}": supported values: "None", "Metadata", "Object"')
+    raise status.bad_request(
+        f'includeObject: unsupported value "{value}": supported values: "None", "Metadata", "Object"')

@@ -62,6 +62,16 @@ _RESTORED_DEFAULTS: tuple[tuple[str, tuple[str, str]], ...] = (
 )
 
 
+# Types that hold arbitrary JSON in Go (``FieldsV1``, ``RawExtension``, apiextensions ``JSON``): nothing inside
+# them is an unknown field, and nothing may be pruned.
+_OPAQUE_JSON = (
+    "io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1",
+    "io.k8s.apimachinery.pkg.runtime.RawExtension",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
+)
+
+
 def _convert(node: Any) -> Any:
     """JSON Schema export → OpenAPI v3 schema, recursively."""
     if isinstance(node, list):
@@ -98,6 +108,9 @@ def _definitions(minor: int) -> Mapping[str, Any]:
     if _INT_OR_STRING in converted:
         # Upstream publishes IntOrString as a oneOf with this format; Schema.int_or_string keys on it.
         converted[_INT_OR_STRING] = {**converted[_INT_OR_STRING], "format": "int-or-string"}
+    for name in _OPAQUE_JSON:
+        if name in converted:
+            converted[name] = {**converted[name], "x-kubernetes-preserve-unknown-fields": True}
     for name, prop in _RESTORED_DEFAULTS:
         schema = converted.get(name)
         if schema and prop[0] in schema.get("properties", {}):

@@ -33,6 +33,7 @@ from kplane.apiserver.metrics import ServerMetrics
 from kplane.apiserver.registry import Registry
 from kplane.apiserver.request import ApiPath, Query
 from kplane.apiserver.tls import CertPaths, ensure_certificates
+from kplane.apiserver.tls_sniff import server_ssl_context, sniffing_protocol
 from kplane.storage import Store
 from kplane.versions.builtin_schemas import schema_for_kind
 from kplane.versions.profile import VersionProfile, load_profile
@@ -176,9 +177,9 @@ async def serve(options: ServerOptions, *, ready: asyncio.Event | None = None) -
     port = sock.getsockname()[1]
     server = ControlPlaneServer(options, profile)
     app = await server.start()
-    config = uvicorn.Config(app, ssl_certfile=str(certs.cert), ssl_keyfile=str(certs.key), log_level="warning",
-                            lifespan="off", http="httptools", loop="none", timeout_keep_alive=120,
-                            access_log=False)
+    protocol = sniffing_protocol(server_ssl_context(str(certs.cert), str(certs.key)))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", http=protocol, loop="none",
+                            timeout_keep_alive=120, access_log=False)
     uv = uvicorn.Server(config)
     assert server.store is not None
     write_kubeconfig(options.data_dir, options.host, port, certs, read_or_create_token(options.data_dir))

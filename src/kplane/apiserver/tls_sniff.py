@@ -50,7 +50,7 @@ def sniffing_protocol(context: ssl.SSLContext) -> type[asyncio.Protocol]:
                 return
             inner = HttpToolsProtocol(config=self._config, server_state=self._server_state,
                                       app_state=self._app_state, _loop=self._loop)
-            tls = sslproto.SSLProtocol(self._loop, inner, context, None, server_side=True)
+            tls = sslproto.SSLProtocol(self._loop, inner, context, None, server_side=True)  # type: ignore[arg-type]
             transport.set_protocol(tls)
             tls.connection_made(transport)
             _feed(tls, data)
@@ -65,7 +65,7 @@ def _feed(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
     """Hand bytes already read to a buffered protocol, as the event loop would have."""
     view = memoryview(data)
     while view:
-        buffer = protocol.get_buffer(len(view))
+        buffer = memoryview(protocol.get_buffer(len(view)))
         size = min(len(buffer), len(view))
         buffer[:size] = view[:size]
         protocol.buffer_updated(size)

@@ -210,6 +210,8 @@ class ApiApp:
             "update": self.service.update, "patch": self.service.patch, "delete": self.service.delete,
             "deletecollection": self.service.delete_collection,
         }[verb]
+        if path.subresource == "binding":
+            handler = self.service.bind
         if path.subresource == "scale":
             handler = {"get": self.scale.get, "update": self.scale.update, "patch": self.scale.patch}[verb]
         response = await handler(ctx)
@@ -227,7 +229,7 @@ class ApiApp:
                 return "watch"
             return "list" if collection else "get"
         if method == "POST":
-            if not collection:
+            if not collection and ctx.path.subresource != "binding":
                 raise status.method_not_allowed()
             return "create"
         if method == "DELETE":
@@ -245,8 +247,12 @@ class ApiApp:
             if verb not in ctx.rtype.verbs and not (verb == "watch" and "list" in ctx.rtype.verbs):
                 raise status.method_not_allowed()
             return
-        if sub not in ctx.rtype.subresources or sub not in ("status", "scale", "finalize"):
+        if sub not in ctx.rtype.subresources or sub not in ("status", "scale", "finalize", "binding"):
             raise status.StatusError(404, "NotFound", "the server could not find the requested resource")
+        if sub == "binding":
+            if verb != "create":
+                raise status.method_not_allowed()
+            return
         if verb not in ("get", "update", "patch"):
             raise status.method_not_allowed()
         if sub == "finalize" and verb != "update":

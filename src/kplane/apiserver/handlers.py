@@ -431,6 +431,37 @@ class ResourceService:
             return fieldset_of(applied, schema).difference(fieldset_of({"status": applied.get("status")}, schema))
         return status_only
 
+    async def bind(self, ctx: RequestContext) -> Response:
+        """``pods/binding``: the scheduler's only way to set ``spec.nodeName`` (updates may not change it)."""
+        binding = codec.decode_object(ctx.body, ctx.content_type)
+        target = binding.get("target")
+        node = str(target.get("name") or "") if isinstance(target, dict) else ""
+        if not node:
+            raise status.invalid("Binding", "", ctx.path.name, [status.field_required("target.name")])
+        for _ in range(PATCH_RETRIES):
+            old = self._current(ctx)
+            if old["metadata"].get("deletionTimestamp"):
+                raise status.conflict("pods", "", ctx.path.name, "pod is being deleted, cannot be assigned to a host")
+            current_node = (old.get("spec") or {}).get("nodeName")
+            if current_node:
+                raise status.conflict("pods", "", ctx.path.name,
+                                      f"pod {ctx.path.name} is already assigned to node \"{current_node}\"")
+            new = meta.deep_copy(old)
+            new.setdefault("spec", {})["nodeName"] = node
+            conditions = [c for c in new.setdefault("status", {}).get("conditions") or []
+                          if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                               "lastTransitionTime": meta.now_rfc3339()})
+            new["status"]["conditions"] = conditions
+            if ctx.dry_run:
+                break
+            try:
+                await self.store.update(self._key(ctx), new, expected_revision=int(old["metadata"]["resourceVersion"]))
+            except RevisionConflictError:
+                continue
+            break
+        return Response(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+
     # --- deletes -----------------------------------------------------------------------------------
 
     def _delete_options(self, ctx: RequestContext) -> Obj:

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ KUBECTL = shutil.which("kubectl")
 class ControlPlane:
     data_dir: Path
     home: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def kubeconfig(self) -> Path:
@@ -32,6 +33,7 @@ class ControlPlane:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(self.kubeconfig)
         env["HOME"] = str(self.home)
+        env.update(self.extra_env)
         return env
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True,
@@ -76,9 +78,10 @@ class ControlPlane:
         raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
-def start_control_plane(base: Path, *extra: str) -> ControlPlane:
+def start_control_plane(base: Path, *extra: str, env: dict[str, str] | None = None) -> ControlPlane:
+    """``env`` reaches the server process too (``kplane up --detach`` passes its environment on)."""
     home = base / "home"
     home.mkdir(parents=True, exist_ok=True)
-    plane = ControlPlane(base / "data", home)
+    plane = ControlPlane(base / "data", home, dict(env or {}))
     plane.up(*extra)
     return plane

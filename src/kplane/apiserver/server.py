@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,19 @@ log = logging.getLogger("kplane.apiserver")
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 COMPACTION_INTERVAL = 300.0
 COMPACTION_KEEP = 10000
+
+
+def compaction_settings(environ: Mapping[str, str]) -> tuple[float, int]:
+    """The compaction period (s) and kept window (revisions). ``KPLANE_COMPACTION_INTERVAL`` and
+    ``KPLANE_COMPACTION_KEEP`` override them so that tests can reach compacted revisions (410) in seconds."""
+    try:
+        interval = float(environ.get("KPLANE_COMPACTION_INTERVAL") or COMPACTION_INTERVAL)
+        keep = int(environ.get("KPLANE_COMPACTION_KEEP") or COMPACTION_KEEP)
+    except ValueError:
+        raise ValueError("KPLANE_COMPACTION_INTERVAL must be a number and KPLANE_COMPACTION_KEEP an integer") from None
+    if interval <= 0 or keep < 0:
+        raise ValueError("KPLANE_COMPACTION_INTERVAL must be positive and KPLANE_COMPACTION_KEEP not negative")
+    return interval, keep
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,7 @@ class ControlPlaneServer:
         self.crds: CrdServing | None = None
         self.app: ApiApp | None = None
         self._compactor: asyncio.Task[None] | None = None
+        self.compaction_interval, self.compaction_keep = compaction_settings(os.environ)
 
     def _builtin_schema(self, rtype: ResourceType) -> Schema | None:
         try:
@@ -138,10 +153,10 @@ class ControlPlaneServer:
 
     async def _compact_forever(self) -> None:
         while True:
-            await asyncio.sleep(COMPACTION_INTERVAL)
-            if self.store is not None and self.store.revision > COMPACTION_KEEP:
+            await asyncio.sleep(self.compaction_interval)
+            if self.store is not None and self.store.revision > self.compaction_keep:
                 try:
-                    await self.store.compact(COMPACTION_KEEP)
+                    await self.store.compact(self.compaction_keep)
                 except Exception:
                     log.exception("compaction failed")
 

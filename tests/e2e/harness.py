@@ -67,6 +67,17 @@ class ControlPlane:
         config = yaml.safe_load(self.kubeconfig.read_text())
         return str(config["clusters"][0]["cluster"]["server"])
 
+    def credentials(self) -> tuple[str, str, str]:
+        """The server URL, the CA certificate (PEM) and the bearer token, for raw HTTPS clients."""
+        import base64
+
+        import yaml
+
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        ca_pem = base64.b64decode(cluster["certificate-authority-data"]).decode()
+        return str(cluster["server"]), ca_pem, str(config["users"][0]["user"]["token"])
+
     def wait_for(self, predicate: Any, timeout: float = 30, interval: float = 0.2, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None

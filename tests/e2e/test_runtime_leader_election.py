@@ -93,6 +93,16 @@ def intervals(log: Path, ends: dict[str, float]) -> list[tuple[float, float, str
     return sorted(spans)
 
 
+def overlaps(spans: list[tuple[float, float, str]]) -> list[tuple[tuple[float, float, str], ...]]:
+    """Pairs of intervals from different processes that overlap in time (spans sorted by start)."""
+    return [
+        (first, second)
+        for i, first in enumerate(spans)
+        for second in spans[i + 1 :]
+        if first[2] != second[2] and second[0] < first[1]
+    ]
+
+
 def reconcilers(log: Path) -> list[str]:
     if not log.exists():
         return []
@@ -119,9 +129,7 @@ def test_two_processes_never_reconcile_at_the_same_time(plane: ControlPlane, tmp
             if predicate():  # type: ignore[operator]
                 return
             time.sleep(0.1)
-        raise AssertionError(
-            f"timed out waiting for {what}; reconcilers so far: {sorted(set(reconcilers(log)))}"
-        )
+        raise AssertionError(f"timed out waiting for {what}; reconcilers so far: {sorted(set(reconcilers(log)))}")
 
     kill_times: dict[str, float] = {}
     processes = {"a": spawn(plane, log, "a")}
@@ -152,14 +160,18 @@ def test_two_processes_never_reconcile_at_the_same_time(plane: ControlPlane, tmp
                 proc.wait(timeout=30)
 
     spans = intervals(log, kill_times)
-    overlaps = [
-        (first, second)
-        for i, first in enumerate(spans)
-        for second in spans[i + 1 :]
-        if first[2] != second[2] and second[0] < first[1]
-    ]
-    assert overlaps == [], f"reconciles of different processes overlapped: {overlaps[:3]}"
+    clashes = overlaps(spans)
+    assert clashes == [], f"reconciles of different processes overlapped: {clashes[:3]}"
     assert {span[2] for span in spans} == {"a", "b", "c"}
+
+
+def test_overlap_check_catches_overlaps(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_text("start a 1.0 k\nstart b 1.5 k\nend b 1.8 k\nstart a 3.0 j\nend a 3.1 j\nstart a 3.2 k\n")
+    spans = intervals(log, {"a": 2.0})
+    assert spans[0] == (1.0, 2.0, "a")
+    assert overlaps(spans) == [((1.0, 2.0, "a"), (1.5, 1.8, "b"))]
+    assert overlaps([(1.0, 2.0, "a"), (2.0, 3.0, "b"), (2.5, 2.6, "b")]) == []
 
 
 if __name__ == "__main__":

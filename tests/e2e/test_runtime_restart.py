@@ -1,15 +1,18 @@
 """The runtime against a real `kplane up`: survive an API server restart mid-watch, and run a controller
 for a CRD created after start-up.
 
-The server is restarted on the same port and data dir, so the controller's client (built once from the
-kubeconfig) reconnects by itself; the informer resumes its watch from the last resourceVersion, or relists
-and diffs if the server answers 410.
+The server is killed (SIGKILL, so watches break mid-stream) and started again on the same port and data
+dir, so the controller's client (built once from the kubeconfig) reconnects by itself; the informer
+resumes its watch from the last resourceVersion, or relists and diffs if the server answers 410.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +63,19 @@ class FixedPortPlane:
     def down(self) -> None:
         self.plane.down()
 
+    def crash(self) -> None:
+        """Kill the server outright (no graceful close of watches) and wait until it is gone."""
+        pid = int((self.plane.data_dir / "kplane.pid").read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"kplane (pid {pid}) did not exit after SIGKILL")
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[FixedPortPlane]:
@@ -107,7 +123,7 @@ async def test_controller_survives_server_restart_without_missing_or_repeating_w
         await wait_until(lambda: expected <= set(done))
         watch_rv = controller.informer.resource_version
 
-        await asyncio.to_thread(server.down)
+        await asyncio.to_thread(server.crash)
         await asyncio.to_thread(server.up)
 
         for i in range(5, 8):

@@ -56,6 +56,16 @@ def present(rtype: ResourceType, obj: Obj) -> Obj:
     return out
 
 
+def as_decode_error(err: status.StatusError, body: Obj, rtype: ResourceType) -> status.StatusError:
+    """Create and update decode their body, so upstream reports strict-decoding failures through
+    ``transformDecodeError`` (endpoints/handlers/rest.go) with the body's kind and version; patches do not."""
+    if err.reason != "BadRequest" or not err.message.startswith("strict decoding error"):
+        return err
+    kind = str(body.get("kind") or rtype.kind)
+    version = str(body.get("apiVersion") or rtype.api_version).rsplit("/", 1)[-1]
+    return status.bad_request(f'{kind} in version "{version}" cannot be handled as a {rtype.kind}: {err.message}')
+
+
 def encode_continue(revision: int, key: str) -> str:
     token = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": key})
     return base64.urlsafe_b64encode(token).decode().rstrip("=")
@@ -244,7 +254,10 @@ class ResourceService:
         meta.prepare_create(obj)
         if "status" in rtype.subresources and rtype.kind not in ("Node",):
             obj.pop("status", None)
-        admitted = self.admission.admit(rtype, obj, None, field_validation=ctx.field_validation())
+        try:
+            admitted = self.admission.admit(rtype, obj, None, field_validation=ctx.field_validation())
+        except status.StatusError as err:
+            raise as_decode_error(err, obj, rtype) from None
         ctx.warnings.extend(admitted.warnings)
         obj = admitted.obj
         now = meta.now_rfc3339()
@@ -276,7 +289,11 @@ class ResourceService:
                 "FieldValueInvalid", "Invalid value: 0x0: must be specified for an update",
                 "metadata.resourceVersion")])
         expected = self._parse_rv(rv) if rv else None
-        code, stored = await self._write_update(ctx, old, obj, expected)
+        body = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind")}
+        try:
+            code, stored = await self._write_update(ctx, old, obj, expected)
+        except status.StatusError as err:
+            raise as_decode_error(err, body, ctx.rtype) from None
         return self._respond(ctx, code, stored)
 
     def _merge_subresource(self, ctx: RequestContext, old: Obj, new: Obj) -> Obj:

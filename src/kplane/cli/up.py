@@ -61,7 +61,16 @@ def running_pid(data_dir: Path) -> int | None:
         return None
     except PermissionError:
         return pid
-    return pid
+    return None if _is_zombie(pid) else pid
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed server whose parent never reaps it still answers ``kill(pid, 0)``; it is not running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 def run_foreground(options: UpOptions) -> None:

@@ -1,0 +1,89 @@
+"""The few writes and cache reads the workload controllers share, through lightkube only.
+
+Writes are merge patches without a resourceVersion: a controller that plans from a slightly stale cache
+would otherwise meet 409s on every busy object, while its fields (replicas, annotations, status) are its
+own to set. Objects arrive from the cache as lightkube models or Generic dicts; planning takes plain dicts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Pod
+from lightkube.types import PatchType
+
+from kplane.runtime import Informer, Store, index_by_owner_uid
+
+log = logging.getLogger(__name__)
+
+OWNER_UID_INDEX = "owner-uid"
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return obj.to_dict()  # type: ignore[no-any-return]
+
+
+def ensure_owner_index(informer: Informer) -> Informer:
+    """Index the informer's cache by owner uid (once, however many controllers share it)."""
+    try:
+        informer.store.add_indexer(OWNER_UID_INDEX, index_by_owner_uid)
+    except ValueError:
+        pass
+    return informer
+
+
+def owned(store: Store, owner: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Cached objects whose controller reference is `owner`."""
+    uid = owner["metadata"].get("uid")
+    if not uid:
+        return []
+    result = []
+    for obj in store.by_index(OWNER_UID_INDEX, uid):
+        data = as_dict(obj)
+        refs = (data.get("metadata") or {}).get("ownerReferences") or []
+        if any(ref.get("uid") == uid and ref.get("controller") for ref in refs):
+            result.append(data)
+    return result
+
+
+def is_status(exc: ApiError, code: int) -> bool:
+    return exc.status is not None and exc.status.code == code
+
+
+async def create(client: AsyncClient, resource: type, obj: dict[str, Any]) -> str | None:
+    """Create `obj`; its name, or None if one of that name exists already (a stale cache's double create)."""
+    try:
+        created = await client.create(resource.from_dict(obj))  # type: ignore[attr-defined]
+    except ApiError as exc:
+        if is_status(exc, 409):
+            return None
+        raise
+    return str(created.metadata.name)
+
+
+async def create_pod(client: AsyncClient, pod: dict[str, Any]) -> str | None:
+    return await create(client, Pod, pod)
+
+
+async def delete(client: AsyncClient, resource: type, name: str, namespace: str) -> None:
+    try:
+        await client.delete(resource, name, namespace=namespace)
+    except ApiError as exc:
+        if not is_status(exc, 404):
+            raise
+
+
+async def patch(client: AsyncClient, resource: type, name: str, namespace: str, body: dict[str, Any]) -> None:
+    """Merge-patch `resource` (or its `.Status` subresource class); a vanished object is not an error."""
+    try:
+        await client.patch(resource, name, body, namespace=namespace, patch_type=PatchType.MERGE)
+    except ApiError as exc:
+        if not is_status(exc, 404):
+            raise
+        log.debug("%s %s/%s is gone; patch skipped", resource.__name__, namespace, name)

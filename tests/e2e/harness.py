@@ -6,17 +6,27 @@ discovery cache never leaks between runs).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 KUBECTL = shutil.which("kubectl")
+_counter = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    """A name no other test in the session uses."""
+    return f"{prefix}-{next(_counter)}"
 
 
 @dataclass
@@ -96,3 +106,44 @@ def start_control_plane(base: Path, *extra: str, env: dict[str, str] | None = No
     plane = ControlPlane(base / "data", home, dict(env or {}))
     plane.up(*extra)
     return plane
+
+
+class Background:
+    """A kubectl command left running (``get -w``, ``delete``, ``wait``) whose stdout is read line by line."""
+
+    def __init__(self, plane: ControlPlane, *args: str) -> None:
+        assert KUBECTL is not None
+        self.proc = subprocess.Popen([KUBECTL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=plane.env())
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def next_line(self, predicate: Callable[[str], bool], timeout: float = 20) -> str:
+        seen: list[str] = []
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no matching line; saw {seen!r}") from None
+            seen.append(line)
+            if predicate(line):
+                return line
+
+    def finish(self, timeout: float = 20) -> tuple[int, str]:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        assert self.proc.stderr is not None
+        return code, self.proc.stderr.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

@@ -9,24 +9,13 @@ not see each other's objects. Expected error texts are kubectl's renderings of u
 from __future__ import annotations
 
 import base64
-import itertools
 import json
-import queue
-import subprocess
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.harness import KUBECTL, ControlPlane
-
-_counter = itertools.count()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{next(_counter)}"
+from tests.e2e.harness import Background, ControlPlane, unique
 
 
 def configmap(name: str, namespace: str, data: dict[str, str], **meta: Any) -> str:
@@ -42,47 +31,6 @@ def deployment(name: str, namespace: str, replicas: int = 1, image: str = "nginx
                  "template": {"metadata": {"labels": labels},
                               "spec": {"containers": [{"name": "main", "image": image}]}}},
     })
-
-
-class Background:
-    """A kubectl command left running (``get -w``, ``delete``, ``wait``) whose stdout is read line by line."""
-
-    def __init__(self, plane: ControlPlane, *args: str) -> None:
-        assert KUBECTL is not None
-        self.proc = subprocess.Popen([KUBECTL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=plane.env())
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def next_line(self, predicate: Callable[[str], bool], timeout: float = 20) -> str:
-        seen: list[str] = []
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"no matching line; saw {seen!r}") from None
-            seen.append(line)
-            if predicate(line):
-                return line
-
-    def finish(self, timeout: float = 20) -> tuple[int, str]:
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        assert self.proc.stderr is not None
-        return code, self.proc.stderr.read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +242,8 @@ def test_patch_json_merge_strategic(plane: ControlPlane, ns: str) -> None:
                         "-p", '[{"op":"test","path":"/spec/replicas","value":9}]', check=False)
     assert bad.returncode == 1
     # A failed ``test`` op is a 422 without details (NewGenericServerResponse), which kubectl prints so.
-    assert bad.stderr.strip() == "The request is invalid: the server rejected our request due to an error in our request"
+    assert bad.stderr.strip() == ("The request is invalid: the server rejected our request due to an error in "
+                                  "our request")
     plane.kubectl("patch", "deployment", name, "-n", ns, "--type=merge", "-p", sidecar)
     containers = get(plane, ns, "deployment", name)["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["sidecar"]  # a merge patch replaces lists

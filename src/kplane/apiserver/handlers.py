@@ -56,6 +56,21 @@ def present(rtype: ResourceType, obj: Obj) -> Obj:
     return out
 
 
+def to_storage_version(rtype: ResourceType, obj: Obj) -> None:
+    """Keep objects in the storage version (conversion ``None`` only rewrites apiVersion), so a write
+    through another served version neither reads as a change nor leaves the store mixed, as upstream."""
+    if rtype.storage_version and rtype.storage_version != rtype.version:
+        obj["apiVersion"] = f"{rtype.group}/{rtype.storage_version}" if rtype.group else rtype.storage_version
+
+
+def unsupported_patch_type(rtype: ResourceType) -> status.StatusError:
+    """415 naming the patch types this resource takes (patch.go: ``NewUnsupportedMediaTypeError(patchTypes)``);
+    custom resources take no strategic merge patch."""
+    accepted = [t for t in codec.PATCH_TYPES if not (rtype.crd_name and t == codec.STRATEGIC_PATCH)]
+    return status.StatusError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                              "accepted media types include: " + ", ".join(accepted))
+
+
 def as_decode_error(err: status.StatusError, body: Obj, rtype: ResourceType) -> status.StatusError:
     """Create and update decode their body, so upstream reports strict-decoding failures through
     ``transformDecodeError`` (endpoints/handlers/rest.go) with the body's kind and version; patches do not."""
@@ -265,6 +280,7 @@ class ResourceService:
             obj = record_update(None, obj, manager=self._manager(ctx), schema=self.admission.schema(rtype),
                                 api_version=rtype.api_version, now=now)
         meta.strip_empty_metadata(obj)
+        to_storage_version(rtype, obj)
         self._size_check(obj)
         if ctx.dry_run:
             if self.store.get(self._key(ctx)) is not None:
@@ -340,6 +356,7 @@ class ResourceService:
                                 subresource=ctx.path.subresource)
         meta.strip_empty_metadata(new)
         new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
+        to_storage_version(rtype, new)
         if self._unchanged(old, new):
             return 200, old
         self._size_check(new)
@@ -379,11 +396,11 @@ class ResourceService:
     async def patch(self, ctx: RequestContext) -> Response:
         patch_type = codec.media_type(ctx.content_type)
         if patch_type not in codec.PATCH_TYPES:
-            raise status.unsupported_media_type(ctx.content_type)
+            raise unsupported_patch_type(ctx.rtype)
         if len(ctx.body) > codec.MAX_REQUEST_BYTES:
             raise codec.too_large(codec.MAX_REQUEST_BYTES)
         if patch_type == codec.STRATEGIC_PATCH and ctx.rtype.crd_name:
-            raise status.unsupported_media_type(ctx.content_type)
+            raise unsupported_patch_type(ctx.rtype)
         if patch_type == codec.APPLY_PATCH:
             return await self._apply(ctx)
         for _ in range(PATCH_RETRIES):

@@ -109,7 +109,8 @@ class Admission:
         type_errors = [c for c in structural if c.reason == "FieldValueTypeInvalid"]
         if type_errors and not rtype.crd_name:
             first = type_errors[0]
-            raise status.bad_request(f"{first.field}: {first.message}")
+            raise status.bad_request(f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
+                                     f"{rtype.kind}: {first.field}: {first.message}")
         causes.extend(structural)
         if rtype.crd_name:
             name = str(obj.get("metadata", {}).get("name", ""))

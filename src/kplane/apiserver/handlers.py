@@ -141,8 +141,9 @@ class ResourceService:
         api_version = obj.setdefault("apiVersion", rtype.api_version)
         kind = obj.setdefault("kind", rtype.kind)
         if kind != rtype.kind or api_version != rtype.api_version:
-            owner = self.registry.resolve(rtype.group, rtype.version, rtype.plural)
-            if not (kind == rtype.kind and owner and api_version.split("/")[0] == rtype.group):
+            group, _, version = api_version.rpartition("/")
+            served = self.registry.resolve(group, version, rtype.plural)
+            if not (kind == rtype.kind and served is not None and group == rtype.group):
                 raise status.bad_request(
                     f"the API version in the data ({api_version}) does not match the expected API version "
                     f"({rtype.api_version})" if kind == rtype.kind else

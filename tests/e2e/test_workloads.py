@@ -40,6 +40,7 @@ class Kubelet:
     queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     ready_order: list[str] = field(default_factory=list)
     listeners: list[Callable[[], None]] = field(default_factory=list)
+    tasks: set[asyncio.Future[None]] = field(default_factory=set)
 
     def handler(self) -> EventHandler:
         def changed(*objs: Any) -> None:
@@ -47,12 +48,21 @@ class Kubelet:
             for listener in self.listeners:
                 listener()
 
-        return EventHandler(on_add=changed, on_update=changed, on_delete=lambda _: [f() for f in self.listeners])
+        def deleted(_: Any) -> None:
+            for listener in self.listeners:
+                listener()
+
+        return EventHandler(on_add=changed, on_update=changed, on_delete=deleted)
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             key = await self.queue.get()
-            asyncio.get_running_loop().call_later(READY_DELAY_S, lambda k=key: asyncio.ensure_future(self.step(k)))
+            loop.call_later(READY_DELAY_S, self.schedule_step, key)
+
+    def schedule_step(self, key: str) -> None:
+        self.tasks.add(task := asyncio.ensure_future(self.step(key)))
+        task.add_done_callback(self.tasks.discard)
 
     async def step(self, key: str) -> None:
         cached = self.informer.store.get(key)
@@ -250,3 +260,42 @@ async def test_statefulset_comes_up_in_order(cluster: Cluster) -> None:
 async def _until(predicate: Callable[[], bool]) -> None:
     while not predicate():
         await asyncio.sleep(0.05)
+
+
+async def test_daemonset_runs_one_pod_per_eligible_node(cluster: Cluster) -> None:
+    await cluster.apply("""
+        apiVersion: v1
+        kind: Node
+        metadata: {name: ds-worker-1, labels: {role: worker}}
+        ---
+        apiVersion: v1
+        kind: Node
+        metadata: {name: ds-worker-2, labels: {role: worker}}
+        ---
+        apiVersion: v1
+        kind: Node
+        metadata: {name: ds-tainted, labels: {role: worker}}
+        spec: {taints: [{key: dedicated, value: db, effect: NoSchedule}]}
+        ---
+        apiVersion: apps/v1
+        kind: DaemonSet
+        metadata: {name: agent, namespace: default}
+        spec:
+          selector: {matchLabels: {app: agent}}
+          template:
+            metadata: {labels: {app: agent}}
+            spec:
+              nodeSelector: {role: worker}
+              containers: [{name: agent, image: busybox}]
+        """)
+    out = await cluster.kubectl("rollout", "status", "daemonset/agent", "--timeout=30s")
+    assert "successfully rolled out" in out
+    ds = json.loads(await cluster.kubectl("get", "daemonset/agent", "-o", "json"))
+    status = ds["status"]
+    assert (status["desiredNumberScheduled"], status["currentNumberScheduled"], status["numberReady"],
+            status["updatedNumberScheduled"]) == (2, 2, 2, 2)
+    pods = json.loads(await cluster.kubectl("get", "pods", "-l", "app=agent", "-o", "json"))["items"]
+    pinned = sorted(
+        p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"][0]["matchFields"][0]["values"][0] for p in pods)
+    assert pinned == ["ds-worker-1", "ds-worker-2"]

@@ -7,6 +7,7 @@ own to set. Objects arrive from the cache as lightkube models or Generic dicts; 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -26,15 +27,13 @@ OWNER_UID_INDEX = "owner-uid"
 def as_dict(obj: Any) -> dict[str, Any]:
     if isinstance(obj, Mapping):
         return dict(obj)
-    return obj.to_dict()  # type: ignore[no-any-return]
+    return obj.to_dict()
 
 
 def ensure_owner_index(informer: Informer) -> Informer:
     """Index the informer's cache by owner uid (once, however many controllers share it)."""
-    try:
+    with contextlib.suppress(ValueError):
         informer.store.add_indexer(OWNER_UID_INDEX, index_by_owner_uid)
-    except ValueError:
-        pass
     return informer
 
 

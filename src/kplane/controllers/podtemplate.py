@@ -105,7 +105,7 @@ def format_time(when: dt.datetime) -> str:
 def pod_condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == kind:
-            return condition  # type: ignore[no-any-return]
+            return condition
     return None
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import http.client
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -18,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -54,6 +56,21 @@ def target_from_kubeconfig(data_dir: Path, pid: int) -> Target:
     cafile.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
     assert url.hostname is not None and url.port is not None
     return Target(url.hostname, url.port, user["token"], str(cafile), pid)
+
+
+def api_request(target: Target, method: str, path: str, obj: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """One request outside any measurement (setting up namespaces), with the target's CA and token."""
+    context = ssl.create_default_context(cafile=target.cafile)
+    conn = http.client.HTTPSConnection(target.host, target.port, context=context, timeout=30)
+    try:
+        conn.request(method, path, body=orjson.dumps(obj) if obj is not None else None,
+                     headers={"Authorization": f"Bearer {target.token}", "Content-Type": "application/json",
+                              "Accept": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, orjson.loads(data) if data else None
+    finally:
+        conn.close()
 
 
 @contextlib.contextmanager
@@ -163,8 +180,7 @@ class CannedProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's TLS transport is no asyncio.Transport
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

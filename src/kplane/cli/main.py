@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from kplane.cli import controllers as controllers_cmd
 from kplane.cli import up as up_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -76,6 +77,27 @@ def down(data_dir: DataDir = Path(".kplane")) -> None:
     """Stop a control plane started with `kplane up --detach`."""
     pid = up_cmd.stop_detached(data_dir.resolve())
     typer.echo(f"kplane stopped (pid {pid})")
+
+
+@app.command()
+@one_line_errors
+def controllers(
+    kubeconfig: Annotated[Path, typer.Option("--kubeconfig", help="Kubeconfig of the cluster to run against.")],
+    nodes: Annotated[int, typer.Option(help="Simulated nodes to run (0: none).", min=0)] = 1,
+    nodes_file: Annotated[Path | None, typer.Option("--nodes-file", help="Node-like YAML describing the "
+                                                    "simulated nodes (overrides --nodes).")] = None,
+    sim: Annotated[bool, typer.Option("--sim/--no-sim", help="Run the node simulator.")] = True,
+    leader_elect: Annotated[bool, typer.Option("--leader-elect", help="Run only while holding the "
+                                               "kube-system/kplane-controllers Lease.")] = False,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535,
+                                                     help="Serve Prometheus metrics on 127.0.0.1:PORT.")] = None,
+    context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context to use.")] = None,
+    parent_pid: Annotated[int | None, typer.Option("--parent-pid", hidden=True)] = None,
+) -> None:
+    """Run the built-in controllers, the scheduler and the node simulator against any cluster."""
+    controllers_cmd.run(controllers_cmd.ControllersOptions(
+        kubeconfig=kubeconfig, nodes=nodes, nodes_file=nodes_file, sim=sim, leader_elect=leader_elect,
+        metrics_port=metrics_port, context=context, parent_pid=parent_pid))
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from kplane.apiserver.server import ServerOptions, serve
+from kplane.cli.controllers import ControllersSupervisor
 from kplane.versions.profile import load_profile
 
 READY_TIMEOUT = 60.0
@@ -81,12 +82,45 @@ def run_foreground(options: UpOptions) -> None:
         raise ValueError(f"a control plane is already running on {options.data_dir} (pid {pid})")
     pid_file(options.data_dir).write_text(f"{os.getpid()}\n")
     server_options = ServerOptions(data_dir=options.data_dir, port=options.port, kube_version=options.kube_version)
+    supervisor = ControllersSupervisor(options.data_dir, options.nodes) if options.controllers else None
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        _run(serve(server_options))
+        _run(_serve(server_options, supervisor))
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         with contextlib.suppress(OSError):
             if pid_file(options.data_dir).read_text().strip() == str(os.getpid()):
                 pid_file(options.data_dir).unlink()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (`kplane down`) stops like Ctrl-C: cleanup runs, the controllers child is stopped too.
+
+    uvicorn re-raises the signal after its own graceful shutdown; without this handler that would end the
+    process on the spot."""
+    raise KeyboardInterrupt
+
+
+async def _serve(server_options: ServerOptions, supervisor: ControllersSupervisor | None) -> None:
+    """Serve the API; once it listens (kubeconfig written), keep the controllers child running beside it."""
+    if supervisor is None:
+        await serve(server_options)
+        return
+    ready = asyncio.Event()
+    server = asyncio.ensure_future(serve(server_options, ready=ready))
+    listening = asyncio.ensure_future(ready.wait())
+    keeper: asyncio.Future[None] | None = None
+    try:
+        await asyncio.wait({server, listening}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set():
+            keeper = asyncio.ensure_future(supervisor.run())
+        await server
+    finally:
+        for task in (listening, keeper):
+            if task is not None:
+                task.cancel()
+        supervisor.stop()
 
 
 def _run(coro: object) -> None:

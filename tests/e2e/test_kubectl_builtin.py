@@ -133,6 +133,7 @@ def test_get_table_yaml_and_json(plane: ControlPlane, ns: str) -> None:
     wide = plane.kubectl("get", "deployment", name, "-n", ns, "-o", "wide").stdout.splitlines()
     assert wide[0].split()[5:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
     assert wide[1].split()[5:] == ["main", "nginx:1.27", f"app={name}"]
+    plane.kubectl("apply", "-f", "-", stdin=configmap(unique("table-cm"), ns, {"k": "v"}))
     cm_lines = plane.kubectl("get", "configmap", "-n", ns, "--no-headers=false").stdout.splitlines()
     assert cm_lines[0].split() == ["NAME", "DATA", "AGE"]
     as_yaml = yaml.safe_load(plane.kubectl("get", "deployment", name, "-n", ns, "-o", "yaml").stdout)

@@ -121,6 +121,7 @@ async def serve_watch(service: ResourceService, ctx: RequestContext, send: Send,
     deadline = loop.time() + duration
     last = since
     iterator = watcher.__aiter__()
+    next_event: asyncio.Future[Event] | None = None
     try:
         while not disconnected.done():
             remaining = deadline - loop.time()
@@ -129,16 +130,18 @@ async def serve_watch(service: ResourceService, ctx: RequestContext, send: Send,
                     await _send_chunk(send, bookmark(last))
                 break
             wait = min(remaining, settings.bookmark_interval) if bookmarks else remaining
-            next_event = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({next_event, disconnected}, timeout=wait,
+            if next_event is None:
+                next_event = asyncio.ensure_future(iterator.__anext__())
+            waiting: set[asyncio.Future[Any]] = {next_event, disconnected}
+            done, _ = await asyncio.wait(waiting, timeout=wait,
                                          return_when=asyncio.FIRST_COMPLETED)
             if next_event not in done:
-                next_event.cancel()
-                if not disconnected.done() and bookmarks:
+                if not disconnected.done() and bookmarks and deadline - loop.time() > 0:
                     await _send_chunk(send, bookmark(last))
                 continue
+            finished, next_event = next_event, None
             try:
-                event = next_event.result()
+                event = finished.result()
             except StopAsyncIteration:
                 break
             except CompactedError:
@@ -151,11 +154,20 @@ async def serve_watch(service: ResourceService, ctx: RequestContext, send: Send,
                 await _send_chunk(send, render(*translated))
     finally:
         disconnected.cancel()
+        if next_event is not None:
+            next_event.cancel()
+            next_event.add_done_callback(_consume)
         watcher.close()
     try:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except (OSError, RuntimeError):
         return
+
+
+def _consume(future: asyncio.Future[Event]) -> None:
+    """Retrieve the outcome of an abandoned read so asyncio does not report it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _send_chunk(send: Send, data: bytes) -> None:

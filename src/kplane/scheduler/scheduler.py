@@ -194,7 +194,8 @@ class Scheduler:
             await self._bind(key, result.node)
         except ApiError as exc:
             self.view.release(key)
-            if exc.status.code in (404, 409):
+            # 404/409: the pod went or changed; 403: its namespace is being terminated, so the pod goes next.
+            if exc.status.code in (403, 404, 409):
                 log.info("not binding %s: %s", key, exc.status.message)
                 return None
             raise

@@ -133,7 +133,9 @@ class ResourceService:
                 403, "Forbidden",
                 f"{ctx.rtype.plural} \"{ctx.path.name or ''}\" is forbidden: unable to create new content in "
                 f"namespace {ctx.path.namespace} because it is being terminated",
-                kind=ctx.rtype.plural, group=ctx.rtype.group)
+                kind=ctx.rtype.plural, group=ctx.rtype.group,
+                causes=[status.Cause("NamespaceTerminating", f"namespace {ctx.path.namespace} is being terminated",
+                                     "metadata.namespace")])
 
     def _check_body_identity(self, ctx: RequestContext, obj: Obj, *, name_required: bool) -> None:
         """apiVersion/kind default from the URL; a mismatch, a foreign namespace or name is a 400."""

@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,7 +183,25 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(options: ServerOptions, *, ready: asyncio.Event | None = None) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn's server with a hook that runs when shutdown begins, before connections are closed.
+
+    ``kplane up`` stops its controllers there, so they leave while the API still answers instead of
+    logging a storm of broken watches.
+    """
+
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], Awaitable[None]] | None) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._before_shutdown is not None:
+            await self._before_shutdown()
+        await super().shutdown(sockets)
+
+
+async def serve(options: ServerOptions, *, ready: asyncio.Event | None = None,
+                before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run the API server until cancelled or signalled; writes the kubeconfig once listening."""
     profile = load_profile(options.kube_version)
     options.data_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +214,7 @@ async def serve(options: ServerOptions, *, ready: asyncio.Event | None = None) -
     config = uvicorn.Config(app, log_level="warning", lifespan="off", http=protocol, loop="none",
                             timeout_keep_alive=120, access_log=False,
                             timeout_graceful_shutdown=1)
-    uv = uvicorn.Server(config)
+    uv = _Server(config, before_shutdown)
     assert server.store is not None
     write_kubeconfig(options.data_dir, options.host, port, certs, read_or_create_token(options.data_dir))
     if ready is not None:

@@ -108,7 +108,8 @@ async def _serve(server_options: ServerOptions, supervisor: ControllersSuperviso
         await serve(server_options)
         return
     ready = asyncio.Event()
-    server = asyncio.ensure_future(serve(server_options, ready=ready))
+    server = asyncio.ensure_future(serve(server_options, ready=ready,
+                                         before_shutdown=lambda: asyncio.to_thread(supervisor.stop)))
     listening = asyncio.ensure_future(ready.wait())
     keeper: asyncio.Future[None] | None = None
     try:

@@ -14,10 +14,12 @@ from lightkube import AsyncClient
 
 from kplane.controllers.gc import GarbageCollector
 from kplane.controllers.namespace import namespace_controller
+from kplane.controllers.resourceclaim import run_dra_components
 from kplane.controllers.service import ServiceRanges, ensure_kubernetes_service, service_controllers
 from kplane.controllers.serviceaccount import serviceaccount_controller
 from kplane.controllers.workloads import workload_controllers
 from kplane.runtime import Controller, SharedInformers
+from kplane.sim.gpudriver import run_gpu_driver
 
 Runnable = Callable[[], Awaitable[None]]
 
@@ -41,6 +43,10 @@ def builtin_controllers(
     async def bootstrap() -> None:
         await ensure_kubernetes_service(client, ranges)
 
+    async def dra() -> None:
+        """ResourceClaim controllers and the simulated GPU driver (it publishes only for simulated nodes)."""
+        await run_dra_components(client, informers, [lambda: run_gpu_driver(client, informers)])
+
     return BuiltinSet(
         controllers=[
             namespace_controller(client, informers),
@@ -48,5 +54,5 @@ def builtin_controllers(
             *service_controllers(client, informers, ranges),
             *workload_controllers(client, informers),
         ],
-        runnables=[collector.run, bootstrap],
+        runnables=[collector.run, bootstrap, dra],
     )

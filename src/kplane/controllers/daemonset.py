@@ -225,7 +225,8 @@ def daemonset_controller(client: AsyncClient, informers: SharedInformers, *, wor
             await kube.patch(client, DaemonSet.Status, meta["name"], meta["namespace"], {"status": body})
         return None
 
-    controller = Controller("daemonset", client, DaemonSet, reconcile, informers=informers, workers=workers)
+    controller = Controller("daemonset", client, DaemonSet, kube.skip_terminating_namespace(reconcile),
+                            informers=informers, workers=workers)
     pod_informer = kube.ensure_owner_index(controller.owns(Pod))
 
     node_informer = controller.watches(Node, lambda _: ds_informer.store.keys())

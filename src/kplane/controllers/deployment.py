@@ -320,7 +320,8 @@ def deployment_controller(client: AsyncClient, informers: SharedInformers, *, wo
                              {"status": {"collisionCount": count}})
         return Result(requeue=True)
 
-    controller = Controller("deployment", client, Deployment, reconcile, informers=informers, workers=workers)
+    controller = Controller("deployment", client, Deployment, kube.skip_terminating_namespace(reconcile),
+                            informers=informers, workers=workers)
     rs_informer = kube.ensure_owner_index(controller.owns(ReplicaSet))
     return controller
 

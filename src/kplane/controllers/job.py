@@ -199,7 +199,8 @@ def job_controller(client: AsyncClient, informers: SharedInformers, *, workers: 
             await kube.patch(client, Job.Status, meta["name"], meta["namespace"], {"status": body})
         return _deadline_recheck(job, plan.status, now)
 
-    controller = Controller("job", client, Job, reconcile, informers=informers, workers=workers)
+    controller = Controller("job", client, Job, kube.skip_terminating_namespace(reconcile),
+                            informers=informers, workers=workers)
     pod_informer = kube.ensure_owner_index(controller.owns(Pod))
     return controller
 

@@ -8,8 +8,9 @@ own to set. Objects arrive from the cache as lightkube models or Generic dicts; 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from lightkube import AsyncClient
@@ -17,7 +18,8 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
-from kplane.runtime import Informer, Store, index_by_owner_uid
+from kplane.runtime import Informer, Result, Store, index_by_owner_uid
+from kplane.runtime.errors import is_namespace_terminating
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,27 @@ def owned(store: Store, owner: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def is_status(exc: ApiError, code: int) -> bool:
     return exc.status is not None and exc.status.code == code
+
+
+Reconcile = Callable[[str], Awaitable[Result | None]]
+
+
+def skip_terminating_namespace(reconcile: Reconcile) -> Reconcile:
+    """A create refused because the namespace is being deleted ends the sync quietly: every later create
+    would fail too, and the namespace controller is removing the owner anyway (upstream's workload
+    controllers check `HasStatusCause(err, NamespaceTerminatingCause)` the same way)."""
+
+    @functools.wraps(reconcile)
+    async def wrapped(key: str) -> Result | None:
+        try:
+            return await reconcile(key)
+        except ApiError as exc:
+            if not is_namespace_terminating(exc):
+                raise
+            log.debug("not syncing %s: %s", key, exc.status.message)
+            return None
+
+    return wrapped
 
 
 async def create(client: AsyncClient, resource: type, obj: dict[str, Any]) -> str | None:

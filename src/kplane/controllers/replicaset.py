@@ -137,6 +137,7 @@ def replicaset_controller(client: AsyncClient, informers: SharedInformers, *, wo
             await kube.patch(client, ReplicaSet.Status, meta["name"], meta["namespace"], {"status": body})
         return Result(requeue_after=1.0) if pending_availability(rs, pods, now) else None
 
-    controller = Controller("replicaset", client, ReplicaSet, reconcile, informers=informers, workers=workers)
+    controller = Controller("replicaset", client, ReplicaSet, kube.skip_terminating_namespace(reconcile),
+                            informers=informers, workers=workers)
     pod_informer = kube.ensure_owner_index(controller.owns(Pod))
     return controller

@@ -182,6 +182,7 @@ def statefulset_controller(client: AsyncClient, informers: SharedInformers, *, w
             await kube.patch(client, StatefulSet.Status, meta["name"], meta["namespace"], {"status": body})
         return None
 
-    controller = Controller("statefulset", client, StatefulSet, reconcile, informers=informers, workers=workers)
+    controller = Controller("statefulset", client, StatefulSet, kube.skip_terminating_namespace(reconcile),
+                            informers=informers, workers=workers)
     pod_informer = kube.ensure_owner_index(controller.owns(Pod))
     return controller

@@ -19,6 +19,8 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event
 from lightkube.types import PatchType
 
+from kplane.runtime.errors import is_namespace_terminating
+
 
 @dataclass
 class _Written:
@@ -65,7 +67,12 @@ class EventRecorder:
             reportingComponent=self.component,
             reportingInstance=self.component,
         )
-        await self.client.create(event)
+        try:
+            await self.client.create(event)
+        except ApiError as exc:
+            if is_namespace_terminating(exc):
+                return  # the object and its events go with the namespace; client-go drops such events too
+            raise
         self._written[key] = _Written(name, 1)
 
     def forget(self, namespace: str, name: str) -> None:

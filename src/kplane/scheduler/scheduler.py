@@ -27,6 +27,8 @@ from lightkube.types import PatchType
 from prometheus_client import CollectorRegistry
 
 from kplane.runtime import Controller, EventHandler, Result, SharedInformers, key_of, split_key
+from kplane.runtime.errors import is_namespace_terminating
+from kplane.scheduler.dra import DraPlugin, ReserveError, Wait
 from kplane.scheduler.events import EventRecorder
 from kplane.scheduler.placement import DEFAULT_FILTERS, Filter, PodInfo, choose_node
 from kplane.scheduler.view import ClusterView
@@ -107,6 +109,7 @@ class Scheduler:
             registry=registry,
         )
         node_informer = self.controller.watches(Node, lambda _: [])
+        self.dra = DraPlugin(client, self.controller.informers, self._retry_unschedulable)
         self._handlers = [
             (self.controller.informer, EventHandler(self._pod_added, self._pod_updated, self._pod_deleted)),
             (node_informer, EventHandler(self._node_added, self._node_updated, self._node_deleted)),
@@ -184,23 +187,40 @@ class Scheduler:
         except ValueError as exc:
             await self._unschedulable_pod(key, pod, str(exc))
             return None
-        result = choose_node(info, self.view.node_infos(), filters=self.filters)
+        claims = await self.dra.prepare(info.pod)
+        if isinstance(claims, Wait):
+            self._unschedulable.add(key)
+            if claims.event:
+                await self._unschedulable_pod(key, pod, claims.message)
+            return None
+        filters = self.filters if claims is None else (*self.filters, claims.filter)
+        result = choose_node(info, self.view.node_infos(), filters=filters)
         if result.node is None:
             await self._unschedulable_pod(key, pod, result.message)
             return Result(requeue_after=RETRY_UNSCHEDULABLE_S)
         self._unschedulable.discard(key)
         self.view.assume(key, result.node, info.requests)
+        planned = [] if claims is None else self.dra.reserve(claims, result.node)
         try:
+            if claims is not None:
+                await self.dra.prebind(claims, planned)
             await self._bind(key, result.node)
+        except ReserveError as exc:
+            self.view.release(key)
+            self.dra.unreserve(planned)
+            log.info("not binding %s: %s", key, exc)
+            return Result(requeue=True)
         except ApiError as exc:
             self.view.release(key)
-            # 404/409: the pod went or changed; 403: its namespace is being terminated, so the pod goes next.
-            if exc.status.code in (403, 404, 409):
+            self.dra.unreserve(planned)
+            # The pod went or changed, or its namespace is being deleted (and the pod with it): nothing to do.
+            if exc.status.code in (404, 409) or is_namespace_terminating(exc):
                 log.info("not binding %s: %s", key, exc.status.message)
                 return None
             raise
         except BaseException:
             self.view.release(key)
+            self.dra.unreserve(planned)
             raise
         log.debug("bound %s to %s", key, result.node)
         return None

@@ -1,0 +1,282 @@
+"""Dynamic Resource Allocation in the scheduler: kube-scheduler's DynamicResources plugin, for kplane.
+
+Upstream (pkg/scheduler/framework/plugins/dynamicresources/dynamicresources.go, 1.35; research notes §4) the
+plugin resolves a pod's claims before anything else (PreEnqueue/PreFilter), allocates the unallocated ones per
+candidate node (Filter, with one allocator per pod), remembers the chosen node's allocation as in flight so
+that pods placed meanwhile see those devices as used (Reserve), and writes the delete-protection finalizer,
+`status.allocation` and `status.reservedFor` before the pod is bound (PreBind). Here:
+
+- :meth:`DraPlugin.prepare` is PreFilter: a pod without claims costs nothing; a pod whose claims do not exist
+  yet waits quietly (`Wait`); a missing class makes it unschedulable; otherwise a :class:`PodClaims`.
+- :meth:`PodClaims.filter` is the Filter, a plain `placement.Filter`; it calls the pure allocator
+  (:func:`kplane.dra.allocator.allocate`) and caches each node's result.
+- :meth:`DraPlugin.reserve` (synchronous, so no other pod runs in between) and :meth:`DraPlugin.prebind`.
+
+Reasons are upstream's texts: "cannot allocate all claims", "resourceclaim not available on the node".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.resource_v1 import DeviceClass, ResourceClaim, ResourceSlice
+from lightkube.types import PatchType
+
+from kplane.dra.allocator import AllocatedState, AllocationOutcome, Slice, allocate, parse_slices
+from kplane.dra.features import Features, features_for
+from kplane.runtime import EventHandler, SharedInformers
+from kplane.scheduler.placement import FilterStatus, NodeInfo, PodInfo, term_matches
+
+log = logging.getLogger(__name__)
+
+Obj = Mapping[str, Any]
+AllocateFn = Callable[..., AllocationOutcome]
+
+FINALIZER = "resource.kubernetes.io/delete-protection"  # resource/v1 Finalizer
+REASON_CANNOT_ALLOCATE = "cannot allocate all claims"
+REASON_NOT_ON_NODE = "resourceclaim not available on the node"
+CLAIM_NOT_CREATED = "ResourceClaim not created yet"  # resourceclaim.ErrClaimNotFound
+RESERVED_FOR_MAX = 256
+
+
+class ReserveError(Exception):
+    """The claims could not be written for this placement (changed or allocated elsewhere meanwhile)."""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The pod cannot be tried yet (upstream's PreEnqueue / UnschedulableAndUnresolvable in PreFilter).
+    `event` says whether a FailedScheduling event is due (PreFilter) or the pod just waits (PreEnqueue)."""
+
+    message: str
+    event: bool = False
+
+
+def _meta(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def claim_name_for(pod: Obj, pod_claim: Obj) -> tuple[str | None, bool, str]:
+    """`resourceclaim.Name`: (claim name, whether it must be owned by the pod, error). A template claim
+    without an entry in `status.resourceClaimStatuses` is not created yet; an entry without a name means
+    the pod needs no claim."""
+    if pod_claim.get("resourceClaimName"):
+        return str(pod_claim["resourceClaimName"]), False, ""
+    if pod_claim.get("resourceClaimTemplateName"):
+        for status in (pod.get("status") or {}).get("resourceClaimStatuses") or ():
+            if status.get("name") == pod_claim.get("name"):
+                name = status.get("resourceClaimName")
+                return (str(name) if name else None), True, ""
+        meta = _meta(pod)
+        return None, True, f'pod "{meta.get("namespace")}/{meta.get("name")}": {CLAIM_NOT_CREATED}'
+    return None, False, f'pod claim "{pod_claim.get("name")}": neither resourceClaimName nor template set'
+
+
+def is_for_pod(pod: Obj, claim: Obj) -> bool:
+    uid = _meta(pod).get("uid")
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in _meta(claim).get("ownerReferences") or ())
+
+
+def pod_reference(pod: Obj) -> dict[str, Any]:
+    meta = _meta(pod)
+    return {"resource": "pods", "name": meta.get("name"), "uid": meta.get("uid")}
+
+
+def is_reserved_for(claim: Obj, pod: Obj) -> bool:
+    uid = _meta(pod).get("uid")
+    return any(r.get("uid") == uid for r in (claim.get("status") or {}).get("reservedFor") or ())
+
+
+def resolve_claims(pod: Obj, lookup: Callable[[str], Obj | None]) -> list[Obj] | Wait:
+    """The pod's claims in `spec.resourceClaims` order, or why it must wait (`foreachPodResourceClaim`)."""
+    claims: list[Obj] = []
+    for pod_claim in (pod.get("spec") or {}).get("resourceClaims") or ():
+        name, must_own, error = claim_name_for(pod, pod_claim)
+        if error:
+            return Wait(error)
+        if name is None:
+            continue
+        claim = lookup(name)
+        if claim is None:
+            return Wait(f'resourceclaim.resource.k8s.io "{name}" not found')
+        if _meta(claim).get("deletionTimestamp"):
+            return Wait(f'resourceclaim "{name}" is being deleted')
+        if must_own and not is_for_pod(pod, claim):
+            return Wait(f'ResourceClaim {_meta(claim).get("namespace")}/{name} was not created for pod '
+                        f'{_meta(pod).get("namespace")}/{_meta(pod).get("name")} (pod is not owner)')
+        claims.append(claim)
+    return claims
+
+
+def missing_class(claim: Obj, classes: Mapping[str, Obj]) -> str:
+    """Upstream checks every class of an unallocated claim in PreFilter; the first missing one, or ''."""
+    for request in ((claim.get("spec") or {}).get("devices") or {}).get("requests") or ():
+        selections = [request.get("exactly")] if request.get("exactly") else list(request.get("firstAvailable") or ())
+        for selection in selections:
+            name = (selection or {}).get("deviceClassName") or ""
+            if name and name not in classes:
+                return f"request {request.get('name')}: device class {name} does not exist"
+    return ""
+
+
+def allocation_fits_node(claim: Obj, node: NodeInfo) -> bool:
+    """An allocated claim is usable where its `nodeSelector` matches; none means everywhere."""
+    selector = ((claim.get("status") or {}).get("allocation") or {}).get("nodeSelector")
+    if not selector:
+        return True
+    return any(term_matches(term, node) for term in selector.get("nodeSelectorTerms") or ())
+
+
+@dataclass
+class PodClaims:
+    """One pod's claims for one scheduling attempt (upstream's cycle state)."""
+
+    pod: Obj
+    claims: list[Obj]
+    to_allocate: list[Obj]
+    slices: list[Slice]
+    classes: Mapping[str, Obj]
+    allocated: AllocatedState
+    features: Features
+    allocate: AllocateFn = allocate
+    results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def filter(self, _pod: PodInfo, node: NodeInfo) -> FilterStatus | None:
+        for claim in self.claims:
+            if (claim.get("status") or {}).get("allocation") and not allocation_fits_node(claim, node):
+                return FilterStatus((REASON_NOT_ON_NODE,), unresolvable=True)
+        if not self.to_allocate:
+            return None
+        outcome = self.allocate(node.node, self.to_allocate, self.slices, self.classes, self.allocated,
+                                self.features)
+        if outcome.results is not None and len(outcome.results) == len(self.to_allocate):
+            self.results[node.name] = outcome.results
+            return None
+        if outcome.error and not outcome.node_failure:
+            # Upstream turns this into a scheduling error for the whole pod; kplane reports it per node so the
+            # event shows the allocator's text instead of retrying silently.
+            self.errors[node.name] = outcome.error
+            return FilterStatus((outcome.error,), unresolvable=True)
+        return FilterStatus((REASON_CANNOT_ALLOCATE,), unresolvable=True)
+
+
+def claim_key(claim: Obj) -> str:
+    meta = _meta(claim)
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    return dict(obj) if isinstance(obj, Mapping) else obj.to_dict()
+
+
+class DraPlugin:
+    """The informers, in-flight allocations and writes behind :class:`PodClaims`."""
+
+    def __init__(self, client: AsyncClient, informers: SharedInformers, on_change: Callable[[], None], *,
+                 features: Features | None = None, allocate_fn: AllocateFn = allocate) -> None:
+        self.client = client
+        self.claims = informers.get(ResourceClaim)
+        self.slices = informers.get(ResourceSlice)
+        self.classes = informers.get(DeviceClass)
+        self.features = features or features_for(version="1.36")
+        self.allocate_fn = allocate_fn
+        self._on_change = on_change
+        self._in_flight: dict[str, dict[str, Any]] = {}
+        self._started = False
+
+    async def _start(self) -> None:
+        """Watch claims, slices and classes from the first pod with claims on, so a cluster without DRA (or
+        an API level before 1.34) pays nothing until such a pod appears."""
+        if self._started:
+            return
+        self._started = True
+        handler = EventHandler(lambda _: self._on_change(), self._claim_updated, lambda _: self._on_change())
+        for informer in (self.claims, self.slices, self.classes):
+            informer.start()
+            informer.add_handler(handler)
+        for informer in (self.claims, self.slices, self.classes):
+            await informer.wait_synced()
+
+    def _claim_updated(self, _old: Any, new: Any) -> None:
+        claim = _plain(new)
+        if (claim.get("status") or {}).get("allocation"):
+            self._in_flight.pop(claim_key(claim), None)
+        self._on_change()
+
+    def _claim(self, namespace: str, name: str) -> Obj | None:
+        key = f"{namespace}/{name}"
+        if key in self._in_flight:
+            return self._in_flight[key]
+        cached = self.claims.store.get(key)
+        return None if cached is None else _plain(cached)
+
+    async def prepare(self, pod: Obj) -> PodClaims | Wait | None:
+        """PreFilter. Everything after the first await is synchronous, so the snapshot it takes and the
+        placement and reservation that follow see no other pod's changes in between."""
+        if not (pod.get("spec") or {}).get("resourceClaims"):
+            return None
+        await self._start()
+        namespace = str(_meta(pod).get("namespace") or "")
+        claims = resolve_claims(pod, lambda name: self._claim(namespace, name))
+        if isinstance(claims, Wait):
+            return claims
+        classes = {str(_meta(c).get("name")): c for c in (_plain(x) for x in self.classes.store.list())}
+        to_allocate = [c for c in claims if not (c.get("status") or {}).get("allocation")]
+        for claim in to_allocate:
+            missing = missing_class(claim, classes)
+            if missing:
+                return Wait(missing, event=True)
+        all_claims = {claim_key(c): c for c in (_plain(x) for x in self.claims.store.list())}
+        all_claims.update(self._in_flight)
+        slices = parse_slices([_plain(s) for s in self.slices.store.list()]) if to_allocate else []
+        return PodClaims(pod, claims, to_allocate, slices, classes,
+                         AllocatedState.from_claims(list(all_claims.values())), self.features, self.allocate_fn)
+
+    def reserve(self, state: PodClaims, node: str) -> list[dict[str, Any]]:
+        """Reserve: the claims as they are to be written, each recorded as in flight."""
+        allocations = iter(state.results.get(node, ()))
+        planned = []
+        for claim in state.claims:
+            status = dict(claim.get("status") or {})
+            if not status.get("allocation"):
+                status["allocation"] = next(allocations)
+            if not is_reserved_for(claim, state.pod):
+                status["reservedFor"] = [*(status.get("reservedFor") or ()), pod_reference(state.pod)]
+            planned.append({**claim, "status": status})
+            self._in_flight[claim_key(claim)] = planned[-1]
+        return planned
+
+    def unreserve(self, planned: Sequence[Obj]) -> None:
+        for claim in planned:
+            self._in_flight.pop(claim_key(claim), None)
+
+    async def prebind(self, state: PodClaims, planned: Sequence[Obj]) -> None:
+        """PreBind: finalizer first (a claim being allocated must not vanish), then allocation and reservedFor,
+        each guarded by the resourceVersion read, so a claim changed meanwhile fails the binding."""
+        for before, claim in zip(state.claims, planned, strict=True):
+            if before.get("status") == claim.get("status"):
+                continue
+            meta = _meta(claim)
+            name, namespace = str(meta.get("name")), str(meta.get("namespace"))
+            version = meta.get("resourceVersion")
+            try:
+                if not (before.get("status") or {}).get("allocation") and FINALIZER not in (meta.get("finalizers")
+                                                                                            or ()):
+                    body = {"metadata": {"resourceVersion": version,
+                                         "finalizers": [*(meta.get("finalizers") or ()), FINALIZER]}}
+                    updated = await self.client.patch(ResourceClaim, name, body, namespace=namespace,
+                                                      patch_type=PatchType.MERGE)
+                    version = updated.metadata.resourceVersion if updated.metadata else version
+                status = claim.get("status") or {}
+                body = {"metadata": {"resourceVersion": version},
+                        "status": {"allocation": status.get("allocation"), "reservedFor": status.get("reservedFor")}}
+                await self.client.patch(ResourceClaim.Status, name, body, namespace=namespace,
+                                        patch_type=PatchType.MERGE)
+            except ApiError as exc:
+                raise ReserveError(f"claim {namespace}/{name}: {exc.status.message}") from exc

@@ -9,7 +9,15 @@ Shorthands, mirroring the upstream helpers: ``node: node-1`` is a node labelled 
 generation 1, one slice; a device given as a string is a bare device; ``capacity: {name: "1Gi"}`` is
 ``{value: 1Gi}``; a request ``{name, class, count, mode, selectors: [expr], adminAccess, tolerations,
 capacity, firstAvailable}``. Expected results per claim: ``devices: [[request, driver, pool, device], …]`` (or
-dicts with extra fields), ``node`` (a nodeName selector), ``selector`` (a full node selector) or neither (nil)."""
+dicts with extra fields), ``node`` (a nodeName selector), ``selector`` (a full node selector) or neither (nil).
+
+More shorthands for upstream helpers: a class with ``allowMultipleAllocations: BOOL`` also selects on that field
+(``classWithAllowMultipleAllocations``); a device's ``consumes: {set: {counter: value}}`` is its
+``consumesCounters``, and ``fromCounters: true`` gives it those counters as capacity; ``rangePolicy: {name:
+value}`` is a capacity with requestPolicy default 2, validRange 2..4 step 2 (``withCapacityRequestPolicyRange``);
+``validValuesPolicy: {default, capacity: {name: value}, extra: [...]}`` is ``withCapacityRequestPolicyValidValues``;
+a slice's ``deviceCount: N`` holds ``device-0`` … ``device-N-1``; an expected device ``{deviceRange: [request,
+driver, pool, first, count]}`` stands for ``device-first`` … in order."""
 
 from __future__ import annotations
 
@@ -49,7 +57,11 @@ def _class(spec: dict[str, Any]) -> dict[str, Any]:
     if "metadata" in spec:
         return spec
     out: dict[str, Any] = {"metadata": {"name": spec["name"]}, "spec": {}}
-    selectors = list(spec.get("selectors", [f'device.driver == "{spec["driver"]}"'] if "driver" in spec else []))
+    default = [f'device.driver == "{spec["driver"]}"'] if "driver" in spec else []
+    if "allowMultipleAllocations" in spec:
+        flag = str(bool(spec["allowMultipleAllocations"])).lower()
+        default = [f'{default[0]} && device.allowMultipleAllocations == {flag}']
+    selectors = list(spec.get("selectors", default))
     out["spec"]["selectors"] = [{"cel": {"expression": e}} for e in selectors]
     if "config" in spec:
         out["spec"]["config"] = spec["config"]
@@ -66,6 +78,23 @@ def _device(spec: Any) -> dict[str, Any]:
     out = dict(spec)
     if "capacity" in out:
         out["capacity"] = _capacity(out["capacity"])
+    consumes = out.pop("consumes", None)
+    if consumes is not None:
+        out["consumesCounters"] = [
+            {"counterSet": name, "counters": {k: {"value": str(v)} for k, v in (counters or {}).items()}}
+            for name, counters in consumes.items()
+        ]
+        if out.pop("fromCounters", False):
+            out["capacity"] = {k: {"value": str(v)} for counters in consumes.values() for k, v in (counters or {}).items()}
+    for name, value in (out.pop("rangePolicy", None) or {}).items():
+        policy = {"default": "2", "validRange": {"min": "2", "step": "2", "max": "4"}}
+        out.setdefault("capacity", {})[name] = {"value": str(value), "requestPolicy": policy}
+    valid = out.pop("validValuesPolicy", None)
+    if valid is not None:
+        values = [str(valid["default"]), *(str(v) for v in valid.get("extra", ()))]
+        for name, value in valid["capacity"].items():
+            policy = {"default": str(valid["default"]), "validValues": values}
+            out.setdefault("capacity", {})[name] = {"value": str(value), "requestPolicy": policy}
     return out
 
 
@@ -87,6 +116,8 @@ def _slice(spec: dict[str, Any]) -> dict[str, Any]:
         body["nodeSelector"] = spec["selector"]
     if "devices" in spec:
         body["devices"] = [_device(d) for d in spec["devices"]]
+    if "deviceCount" in spec:
+        body["devices"] = [{"name": f"device-{i}"} for i in range(spec["deviceCount"])]
     if "counterSets" in spec:
         body["sharedCounters"] = [
             {"name": name, "counters": {k: {"value": str(v)} for k, v in counters.items()}}
@@ -142,7 +173,11 @@ def expand_case(case: dict[str, Any]) -> dict[str, Any]:
 def _expected_result(spec: dict[str, Any]) -> dict[str, Any]:
     results = []
     for d in spec.get("devices", []):
-        if isinstance(d, list):
+        if isinstance(d, dict) and "deviceRange" in d:
+            request, driver, pool, first, count = d["deviceRange"]
+            results.extend({"request": request, "driver": driver, "pool": pool, "device": f"device-{i}"}
+                           for i in range(first, first + count))
+        elif isinstance(d, list):
             results.append({"request": d[0], "driver": d[1], "pool": d[2], "device": d[3]})
         else:
             results.append(dict(d))

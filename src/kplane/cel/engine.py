@@ -213,16 +213,28 @@ def _guarded(ov: Overload) -> Callable[..., Any]:
     return impl
 
 
+_EXTRA_LIBRARIES: dict[str, tuple[Overload, ...]] = {}
+"""Libraries registered by other packages (kro's functions …): the Kubernetes library plus their overloads."""
+
+
+def register_library(name: str, overloads: tuple[Overload, ...]) -> None:
+    """Make ``library=name`` mean the Kubernetes library plus ``overloads`` (registering twice replaces)."""
+    if name in LIBRARIES:
+        raise CelError(f"CEL library {name!r} is built in")
+    _EXTRA_LIBRARIES[name] = overloads
+    _env.cache_clear()
+
+
 def _library(name: str) -> list[Any]:
     extensions: list[Any] = [ext_strings.ExtStrings(), ext_optional.ExtOptional(), ext_bindings.ExtBindings()]
     if name == "standard":
         return extensions
-    if name != "kubernetes":
+    if name != "kubernetes" and name not in _EXTRA_LIBRARIES:
         raise CelError(f"unknown CEL library {name!r}; expected one of {', '.join(LIBRARIES)}")
     from kplane.cel import k8slib  # the library imports this module's types, so it is loaded on first use
 
     by_name: dict[str, list[Overload]] = {}
-    for ov in k8slib.OVERLOADS:
+    for ov in (*k8slib.OVERLOADS, *_EXTRA_LIBRARIES.get(name, ())):
         by_name.setdefault(ov.name, []).append(ov)
     decls: list[Any] = []
     for fname, overloads in by_name.items():

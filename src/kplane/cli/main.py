@@ -14,10 +14,16 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from kplane.cli import controllers as controllers_cmd
+from kplane.cli import dra as dra_cmd
+from kplane.cli import gpu as gpu_cmd
+from kplane.cli import rgd as rgd_cmd
 from kplane.cli import up as up_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kplane: a Kubernetes platform control plane that starts on a laptop.")
+app.add_typer(dra_cmd.app, name="dra")
+app.add_typer(gpu_cmd.app, name="gpu")
+app.add_typer(rgd_cmd.app, name="rgd")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,10 +65,20 @@ def up(
     nodes: Annotated[int, typer.Option(help="Simulated nodes to run.", min=0)] = 1,
     controllers: Annotated[bool, typer.Option("--controllers/--no-controllers",
                                               help="Run the built-in controllers.")] = True,
+    emulated_version: Annotated[str | None, typer.Option(
+        "--emulated-version", help="Act as this earlier level (KEP-4330): served APIs and gate defaults of it. "
+        "Format [kube=]1.N; floor max(binary-3, 1.31).")] = None,
+    min_compatibility_version: Annotated[str | None, typer.Option(
+        "--min-compatibility-version", help="Oldest level the stored data must stay readable by (1.35+; "
+        "default emulated-1).")] = None,
+    feature_gates: Annotated[str, typer.Option(
+        "--feature-gates", help="Gate=true|false pairs, comma-separated; only gates known and not locked "
+        "at the emulated version.")] = "",
 ) -> None:
     """Start the embedded control plane (API server over HTTPS on loopback)."""
     options = up_cmd.UpOptions(data_dir=data_dir.resolve(), port=port, kube_version=kube_version, nodes=nodes,
-                               controllers=controllers)
+                               controllers=controllers, emulated_version=emulated_version,
+                               min_compatibility_version=min_compatibility_version, feature_gates=feature_gates)
     up_cmd.validate(options)
     if detach:
         pid = up_cmd.start_detached(options)

@@ -13,6 +13,8 @@ from typing import Any
 
 from kplane.api import builtin_validation_apps as apps
 from kplane.api import builtin_validation_core as core
+from kplane.api import builtin_validation_dra as dra
+from kplane.api import builtin_validation_dra_slice as dra_slice
 from kplane.api import names
 from kplane.api.builtin_validation_meta import NameFn, validate_object_meta
 from kplane.api.resources import ResourceType
@@ -40,6 +42,8 @@ KIND_RULES: dict[tuple[str, str], KindRule] = {
     ("apps", "daemonsets"): apps.validate_daemonset,
     ("batch", "jobs"): apps.validate_job,
     ("coordination.k8s.io", "leases"): apps.validate_lease,
+    **dra.KIND_RULES,
+    **dra_slice.KIND_RULES,
 }
 
 
@@ -52,4 +56,6 @@ def validate_builtin(rtype: ResourceType, obj: Mapping[str, Any],
     rule = KIND_RULES.get(key)
     if rule is not None:
         causes += rule(obj, old)
+    for extra in dra.EXTRA_RULES.get(key, ()):
+        causes += extra(obj, old)
     return causes

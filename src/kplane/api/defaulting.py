@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kplane.api.meta import deep_copy
 from kplane.api.schema import Schema
 
 ROOT_FIELDS = ("apiVersion", "kind", "metadata")
@@ -20,7 +21,12 @@ ROOT_FIELDS = ("apiVersion", "kind", "metadata")
 
 def apply_defaults(obj: Any, schema: Schema) -> Any:
     """A copy of ``obj`` with the schema's defaults filled in, recursively."""
-    return _default(copy.deepcopy(obj), schema)
+    return _default(deep_copy(obj), schema)
+
+
+def apply_defaults_in_place(obj: Any, schema: Schema) -> Any:
+    """:func:`apply_defaults` on an object the caller owns (admission's own copy), saving a copy."""
+    return _default(obj, schema)
 
 
 def _default(obj: Any, schema: Schema) -> Any:
@@ -48,7 +54,7 @@ def _default(obj: Any, schema: Schema) -> Any:
 
 def prune(obj: Any, schema: Schema) -> tuple[Any, list[str]]:
     """A copy of ``obj`` without the fields the schema does not know, and the paths of those fields."""
-    out = copy.deepcopy(obj)
+    out = deep_copy(obj)
     pruned: list[str] = []
     _walk(out, schema, "", pruned, root=True, drop=True, into_metadata=False)
     return out, pruned

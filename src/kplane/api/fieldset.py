@@ -312,7 +312,12 @@ class _Builder:
         node.members.add(path[-1])
 
     def freeze(self) -> FieldSet:
-        return FieldSet(self.members, {pe: b.freeze() for pe, b in self.children.items()})
+        # A builder's children all hold something (they exist only on the way to a member), so the set is
+        # assembled directly rather than through the filtering constructor.
+        fs = FieldSet.__new__(FieldSet)
+        fs._members = frozenset(self.members)
+        fs._children = {pe: b.freeze() for pe, b in self.children.items()}
+        return fs
 
 
 # --- FieldsV1 --------------------------------------------------------------------------------------
@@ -364,19 +369,40 @@ def _parse(d: Mapping[str, Any]) -> tuple[FieldSet, bool]:
 
 # --- walking objects against schemas ---------------------------------------------------------------
 
+# What a schema node is to structured-merge-diff; computed once per node (``Schema.derived``).
+_DEDUCED, _GRANULAR_MAP, _ATOMIC_MAP, _ASSOCIATIVE_LIST, _ATOMIC_LIST, _SCALAR = range(6)
+
+
+def _node_kind(schema: Schema) -> int:
+    if _deduced(schema):
+        return _DEDUCED
+    if _is_object(schema):
+        return _ATOMIC_MAP if schema.map_type == "atomic" else _GRANULAR_MAP
+    if schema.type == "array":
+        return _ATOMIC_LIST if schema.list_type == "atomic" else _ASSOCIATIVE_LIST
+    return _SCALAR
+
+
+def _kind(schema: Schema | None) -> int:
+    return _DEDUCED if schema is None else schema.derived("fieldset.kind", _node_kind)
+
+
+def _is_map(v: Any) -> bool:
+    return type(v) is dict or isinstance(v, Mapping)
+
+
 def shape(schema: Schema | None, v: Any) -> str:
     """How structured-merge-diff treats a node: ``scalar``, ``atomic``, ``map`` or ``list``."""
-    if schema is None or _deduced(schema):
-        return MAP if isinstance(v, Mapping) else (ATOMIC if isinstance(v, list) else SCALAR)
-    if _is_object(schema):
-        if schema.map_type == "atomic" or (v is not None and not isinstance(v, Mapping)):
-            return ATOMIC
-        return MAP
-    if schema.type == "array":
-        if schema.list_type == "atomic" or (v is not None and not isinstance(v, list)):
-            return ATOMIC
-        return LIST
-    return SCALAR if not isinstance(v, Mapping | list) else ATOMIC
+    node = _kind(schema)
+    if node == _DEDUCED:
+        return MAP if _is_map(v) else (ATOMIC if isinstance(v, list) else SCALAR)
+    if node == _GRANULAR_MAP:
+        return MAP if v is None or _is_map(v) else ATOMIC
+    if node == _ASSOCIATIVE_LIST:
+        return LIST if v is None or isinstance(v, list) else ATOMIC
+    if node == _SCALAR:
+        return SCALAR if not (_is_map(v) or isinstance(v, list)) else ATOMIC
+    return ATOMIC
 
 
 def _is_object(schema: Schema) -> bool:
@@ -394,12 +420,12 @@ def _deduced(schema: Schema) -> bool:
 
 def child_schema(schema: Schema | None, name: str) -> Schema | None:
     """A map entry's schema; ``None`` (deduced) for a key the schema does not describe."""
-    return None if schema is None or _deduced(schema) else schema.field(name)
+    return None if schema is None or _kind(schema) == _DEDUCED else schema.field(name)
 
 
 def is_named(schema: Schema | None, name: str) -> bool:
     """Whether ``name`` is a declared struct field (upstream ``FindField``), not a free-form map key."""
-    return schema is not None and not _deduced(schema) and name in schema.properties
+    return schema is not None and _kind(schema) != _DEDUCED and name in schema.properties
 
 
 def item_schema(schema: Schema | None) -> Schema | None:
@@ -557,6 +583,36 @@ def _compare(lhs: Any, rhs: Any, schema: Schema | None, path: Path,
         added.insert(path)
     elif path and rhs is _ABSENT:
         removed.insert(path)
+
+
+def added_fields(obj: Mapping[str, Any], schema: Schema | None) -> FieldSet:
+    """``compare({}, obj, schema).added`` without the comparing: what a create adds, for its managedFields.
+
+    With nothing on the left every path of ``obj`` is an addition, so the walk only has to mirror
+    :func:`_compare`'s rules for the right-hand side (empty containers are leaves, a key named twice in an
+    associative list is one leaf, containers are members too), building the set's tree as it goes."""
+    out = _Builder()
+    for name, sub in obj.items():
+        _added(sub, child_schema(schema, name), (("f", name),), out)
+    return out.freeze()
+
+
+def _added(v: Any, schema: Schema | None, path: Path, parent: _Builder) -> None:
+    parent.members.add(path[-1])
+    kind = shape(schema, v)
+    if kind == MAP and v:
+        node = parent.children[path[-1]] = _Builder()
+        for name, sub in v.items():
+            _added(sub, child_schema(schema, name), (*path, ("f", name)), node)
+    elif kind == LIST and v:
+        assert schema is not None
+        node = parent.children[path[-1]] = _Builder()
+        items = item_schema(schema)
+        for pe, same in _index_items(v, schema, path).items():
+            if len(same) == 1:
+                _added(same[0], items, (*path, pe), node)
+            else:
+                node.members.add(pe)
 
 
 def _blank(v: Any) -> bool:

@@ -21,6 +21,7 @@ from kplane.api.fieldset import (
     FieldSet,
     Path,
     TypedError,
+    added_fields,
     compare,
     from_fields_v1,
     path_string,
@@ -121,8 +122,9 @@ def encode_managed_fields(managed: Managed) -> list[dict[str, Any]]:
         if key.subresource:
             entry["subresource"] = key.subresource
         entries.append(entry)
-    entries.sort(key=lambda e: (e["operation"], _seconds(e.get("time")), e["manager"], e["apiVersion"],
-                                e.get("subresource", "")))
+    if len(entries) > 1:
+        entries.sort(key=lambda e: (e["operation"], _seconds(e.get("time")), e["manager"], e["apiVersion"],
+                                    e.get("subresource", "")))
     return entries
 
 
@@ -171,7 +173,7 @@ def validate_field_manager(manager: str, field_path: str) -> list[Cause]:
     if len(manager.encode()) > FIELD_MANAGER_MAX_LENGTH:
         causes.append(Cause("FieldValueTooLong",
                             f"Too long: may not be more than {FIELD_MANAGER_MAX_LENGTH} bytes", field_path))
-    for i, ch in enumerate(manager):
+    for i, ch in enumerate("" if manager.isprintable() else manager):
         if not ch.isprintable():
             causes.append(field_invalid(field_path, manager,
                                         f"invalid character U+{ord(ch):04X} (at position {i})"))
@@ -372,11 +374,14 @@ def record_update(old: dict[str, Any] | None, new: dict[str, Any], *, manager: s
     """
     check_wire_shape(_entries(new), str(new.get("kind", "")), api_version)
     managed = _starting_ownership(old, new, subresource)
-    live, target = without_managed_fields(old), without_managed_fields(new)
+    target = _shallow_without_managed_fields(new)
     key = key_for(manager, UPDATE, api_version, subresource)
     try:
-        managed, changed = take_ownership(live, target, schema, managed, actor=None, force=True,
-                                          reset_fields=reset_fields)
+        if old is None and reset_fields is None:
+            managed, changed = _take_all(target, schema, managed)
+        else:
+            managed, changed = take_ownership(_shallow_without_managed_fields(old), target, schema, managed,
+                                              actor=None, force=True, reset_fields=reset_fields)
     except TypedError:
         return _restore_live(new, old)
     changed = changed.difference(STRIPPED)
@@ -390,6 +395,28 @@ def record_update(old: dict[str, Any] | None, new: dict[str, Any], *, manager: s
         group = api_version.split("/", 1)[0] if "/" in api_version else ""
         raise invalid(str(new.get("kind", "")), group, str(new.get("metadata", {}).get("name", "")), causes)
     return result
+
+
+def _take_all(created: dict[str, Any], schema: Schema, managed: Managed) -> tuple[Managed, FieldSet]:
+    """``take_ownership`` from nothing (a create, forced, nothing reset): every field of ``created`` is
+    added, so no comparison is needed and others keep only what it does not set."""
+    changed = added_fields(created, schema)
+    result: Managed = {}
+    for key, owned in managed.items():
+        fields = owned.fields.difference(changed)
+        if fields:
+            result[key] = replace(owned, fields=fields)
+    return result, changed
+
+
+def _shallow_without_managed_fields(obj: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``obj`` minus managedFields, copying only the top level and metadata: ownership is computed by
+    reading the object, and the result's metadata is the only part written to afterwards."""
+    out = dict(obj or {})
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return out
 
 
 def _restore_live(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:

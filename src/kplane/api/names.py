@@ -7,6 +7,7 @@ the way the real server reports them. Regexes, limits and texts follow that pack
 
 from __future__ import annotations
 
+import functools
 import re
 
 DNS1123_LABEL_MAX = 63
@@ -40,9 +41,12 @@ _PORT_NAME_CHARSET = re.compile("[-a-z0-9]+")
 _PORT_NAME_LETTER = re.compile(".*[a-z].*")
 
 
+_compiled = functools.cache(re.compile)
+
+
 def _matches(pattern: str, value: str) -> bool:
     # Go's MatchString with ^…$ anchors: the whole string, and no trailing newline allowed.
-    return re.fullmatch(pattern, value) is not None
+    return _compiled(pattern).fullmatch(value) is not None
 
 
 def regex_error(msg: str, fmt: str, *examples: str) -> str:

@@ -7,20 +7,32 @@ step, so they share this one view: a :class:`Schema` wraps a schema dict and res
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 EMPTY: Mapping[str, Any] = {}
+T = TypeVar("T")
+_UNSET: Any = object()
 
 
 class Schema:
-    """A schema node plus the definitions table its ``$ref`` links point into."""
+    """A schema node plus the definitions table its ``$ref`` links point into.
 
-    __slots__ = ("definitions", "raw")
+    Schemas are read-only once built, and every request walks the same few in step with an object, so a
+    node remembers its children and derived facts: resolving ``$ref`` and reading keywords happens once per
+    node, not once per request. Only declared properties are remembered by name (free-form map keys all
+    share the ``additionalProperties`` node), so the memory a node holds is bounded by its schema."""
+
+    __slots__ = ("_additional", "_derived", "_fields", "_items", "_type", "definitions", "raw")
 
     def __init__(self, raw: Mapping[str, Any], definitions: Mapping[str, Any] = EMPTY) -> None:
         self.definitions = definitions
         self.raw = self._resolve(raw)
+        self._fields: dict[str, Schema] = {}
+        self._items: Schema | None = _UNSET
+        self._additional: Schema | None = _UNSET
+        self._type: str | None = None
+        self._derived: dict[str, Any] = {}
 
     def _resolve(self, raw: Mapping[str, Any]) -> Mapping[str, Any]:
         seen = 0
@@ -49,6 +61,11 @@ class Schema:
     @property
     def type(self) -> str:
         """The JSON type, normalised (``["string", "null"]`` from JSON-Schema exports reads as ``string``)."""
+        if self._type is None:
+            self._type = self._read_type()
+        return self._type
+
+    def _read_type(self) -> str:
         t = self.raw.get("type", "")
         if isinstance(t, list):
             t = next((x for x in t if x != "null"), "")
@@ -65,23 +82,30 @@ class Schema:
 
     def field(self, name: str) -> Schema | None:
         """The schema of field ``name``: a declared property or the ``additionalProperties`` schema."""
+        known = self._fields.get(name)
+        if known is not None:
+            return known
         props = self.properties
         if name in props:
-            return self._child(props[name])
-        extra = self.raw.get("additionalProperties")
-        if isinstance(extra, Mapping):
-            return self._child(extra)
-        return None
+            child = self._child(props[name])
+            if child is not None:
+                self._fields[name] = child
+            return child
+        return self.additional_properties
 
     @property
     def items(self) -> Schema | None:
-        items = self.raw.get("items")
-        return self._child(items) if isinstance(items, Mapping) else None
+        if self._items is _UNSET:
+            items = self.raw.get("items")
+            self._items = self._child(items) if isinstance(items, Mapping) else None
+        return self._items
 
     @property
     def additional_properties(self) -> Schema | None:
-        extra = self.raw.get("additionalProperties")
-        return self._child(extra) if isinstance(extra, Mapping) else None
+        if self._additional is _UNSET:
+            extra = self.raw.get("additionalProperties")
+            self._additional = self._child(extra) if isinstance(extra, Mapping) else None
+        return self._additional
 
     @property
     def preserves_unknown_fields(self) -> bool:
@@ -130,6 +154,15 @@ class Schema:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.raw.get(key, default)
+
+    def derived(self, key: str, compute: Callable[[Schema], T]) -> T:
+        """A fact about this node that a walker computes once and keeps (``key`` names the fact and must
+        be unique to the computing module): shapes for field sets, compiled checks for validation."""
+        try:
+            value: T = self._derived[key]
+        except KeyError:
+            value = self._derived[key] = compute(self)
+        return value
 
     def __repr__(self) -> str:
         return f"Schema({dict(self.raw)!r:.80})"

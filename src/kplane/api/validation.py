@@ -43,6 +43,11 @@ def json_type(value: Any) -> str:
     return "object"
 
 
+_FOUND: dict[type, str] = {dict: "object", str: "string", int: "integer", bool: "boolean", float: "number",
+                           list: "array"}
+"""``json_type`` of the types decoded JSON is made of, looked up rather than tested in turn."""
+
+
 def render(value: Any) -> str:
     """A value as Go's field errors print it: strings quoted, numbers and booleans bare, the rest as JSON."""
     if isinstance(value, bool):
@@ -87,16 +92,18 @@ def duplicate(path: str, value: Any) -> Cause:
     return Cause("FieldValueDuplicate", f"Duplicate value: {render(value)}", path)
 
 
-def _type_ok(value: Any, schema: Schema) -> str | None:
+def _type_ok(value: Any, plan: _Plan) -> str | None:
     """The expected type named as kube-openapi names it when ``value`` does not fit, else None."""
     if value is None:
-        if schema.get("nullable") or not (schema.type or schema.int_or_string):
+        if plan.nullable or not (plan.type or plan.int_or_string):
             return None
-        return "integer,string" if schema.int_or_string else schema.type
-    if schema.int_or_string:
+        return "integer,string" if plan.int_or_string else plan.type
+    if plan.int_or_string:
         return None if json_type(value) in ("integer", "string") or _whole(value) else "integer,string"
-    expected = schema.type
-    found = json_type(value)
+    expected = plan.type
+    if not expected:
+        return None
+    found = _FOUND.get(type(value)) or json_type(value)
     if not expected or found == expected:
         return None
     if expected == "number" and found == "integer":
@@ -179,24 +186,59 @@ FORMATS: dict[str, Callable[[str], bool]] = {
 # --- the walk -----------------------------------------------------------------------------------------------
 
 
+class _Plan:
+    """The keywords of one schema node that validation reads, gathered once per node (``Schema.derived``):
+    most nodes of a built-in schema carry only a type, so most of the checks below can be skipped."""
+
+    __slots__ = ("all_of", "array", "enum", "int_or_string", "nullable", "numeric", "object", "string", "type")
+
+    def __init__(self, schema: Schema) -> None:
+        get = schema.get
+        self.type = schema.type
+        self.int_or_string = schema.int_or_string
+        self.nullable = bool(get("nullable"))
+        self.enum = bool(get("enum"))
+        fmt = get("format")
+        self.string = (any(get(k) is not None for k in ("maxLength", "minLength", "pattern"))
+                       or (isinstance(fmt, str) and fmt in FORMATS and not self.int_or_string))
+        self.numeric = any(get(k) is not None for k in ("maximum", "minimum")) or bool(get("multipleOf"))
+        self.array = (schema.items is not None or get("x-kubernetes-list-type") in ("set", "map")
+                      or any(get(k) is not None for k in ("maxItems", "minItems")))
+        self.object = (bool(get("required")) or schema.embedded_resource or bool(schema.properties)
+                       or schema.additional_properties is not None
+                       or any(get(k) is not None for k in ("maxProperties", "minProperties")))
+        self.all_of = tuple(Schema(sub, schema.definitions) for sub in get("allOf") or [])
+
+
+def _plan(schema: Schema) -> _Plan:
+    return schema.derived("validation.plan", _Plan)
+
+
 def validate(obj: Any, schema: Schema, path: str = "") -> list[Cause]:
     """Every structural violation of ``obj`` under ``schema``; fields are named as upstream names them."""
-    expected = _type_ok(obj, schema)
+    plan = _plan(schema)
+    expected = _type_ok(obj, plan)
     if expected is not None:
         return [_type_error(path, json_type(obj), expected)]
     if obj is None:
         return []
-    causes = _enum(obj, schema, path)
+    causes = _enum(obj, schema, path) if plan.enum else []
     if isinstance(obj, str):
-        causes += _string(obj, schema, path)
+        if plan.string:
+            causes += _string(obj, schema, path)
+    elif isinstance(obj, dict):
+        if plan.object:
+            causes += _object(obj, schema, path)
     elif isinstance(obj, int | float) and not isinstance(obj, bool):
-        causes += _numeric(obj, schema, path)
+        if plan.numeric:
+            causes += _numeric(obj, schema, path)
     elif isinstance(obj, list):
-        causes += _array(obj, schema, path)
-    elif isinstance(obj, Mapping):
+        if plan.array:
+            causes += _array(obj, schema, path)
+    elif isinstance(obj, Mapping) and plan.object:
         causes += _object(obj, schema, path)
-    for sub in schema.get("allOf") or []:
-        causes += validate(obj, Schema(sub, schema.definitions), path)
+    for sub in plan.all_of:
+        causes += validate(obj, sub, path)
     return causes
 
 

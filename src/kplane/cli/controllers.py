@@ -25,6 +25,7 @@ from lightkube import AsyncClient
 from kplane.controllers.builtin import builtin_controllers
 from kplane.runtime import LeaderElectionConfig, LeaderElector, Manager, SharedInformers, client_from_kubeconfig
 from kplane.runtime.client import KubeconfigError, load_kubeconfig
+from kplane.runtime.gctune import tune_gc
 from kplane.scheduler import run_scheduler
 from kplane.sim import NodeConfig, default_node_configs, node_configs_from_yaml, run_node_simulator
 
@@ -82,6 +83,7 @@ def run(options: ControllersOptions) -> None:
 
         start_http_server(options.metrics_port, addr="127.0.0.1")
         log.info("metrics on http://127.0.0.1:%d/metrics", options.metrics_port)
+    tune_gc()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(options, nodes))
 

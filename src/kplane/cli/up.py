@@ -38,10 +38,14 @@ class UpOptions:
     kube_version: str = "1.36"
     nodes: int = 1
     controllers: bool = True
+    emulated_version: str | None = None
+    min_compatibility_version: str | None = None
+    feature_gates: str = ""
 
 
 def validate(options: UpOptions) -> None:
-    load_profile(options.kube_version)
+    load_profile(options.kube_version, options.emulated_version, options.min_compatibility_version,
+                 options.feature_gates)
     if options.data_dir.exists() and not options.data_dir.is_dir():
         raise ValueError(f"--data-dir {options.data_dir} exists and is not a directory")
 
@@ -81,7 +85,10 @@ def run_foreground(options: UpOptions) -> None:
     if pid is not None and pid != os.getpid():
         raise ValueError(f"a control plane is already running on {options.data_dir} (pid {pid})")
     pid_file(options.data_dir).write_text(f"{os.getpid()}\n")
-    server_options = ServerOptions(data_dir=options.data_dir, port=options.port, kube_version=options.kube_version)
+    server_options = ServerOptions(data_dir=options.data_dir, port=options.port, kube_version=options.kube_version,
+                                   emulated_version=options.emulated_version,
+                                   min_compatibility_version=options.min_compatibility_version,
+                                   feature_gates=options.feature_gates)
     supervisor = ControllersSupervisor(options.data_dir, options.nodes) if options.controllers else None
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -145,7 +152,7 @@ def start_detached(options: UpOptions) -> int:
         kubeconfig.unlink()
     args = [sys.executable, "-m", "kplane", "up", "--data-dir", str(options.data_dir), "--port", str(options.port),
             "--kube-version", options.kube_version, "--nodes", str(options.nodes),
-            "--controllers" if options.controllers else "--no-controllers"]
+            "--controllers" if options.controllers else "--no-controllers", *_compat_args(options)]
     log = open(options.data_dir / "kplane.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     log.close()
@@ -158,6 +165,18 @@ def start_detached(options: UpOptions) -> int:
         time.sleep(0.1)
     proc.terminate()
     raise ValueError(f"kplane did not become ready in {READY_TIMEOUT:.0f}s; see {options.data_dir / 'kplane.log'}")
+
+
+def _compat_args(options: UpOptions) -> list[str]:
+    """The KEP-4330 flags, passed on only when given, so that the child applies upstream's defaults itself."""
+    args: list[str] = []
+    if options.emulated_version is not None:
+        args += ["--emulated-version", options.emulated_version]
+    if options.min_compatibility_version is not None:
+        args += ["--min-compatibility-version", options.min_compatibility_version]
+    if options.feature_gates:
+        args += ["--feature-gates", options.feature_gates]
+    return args
 
 
 def _last_log_line(data_dir: Path) -> str:

@@ -137,8 +137,8 @@ class PodClaims:
     """One pod's claims for one scheduling attempt (upstream's cycle state)."""
 
     pod: Obj
-    claims: list[Obj]
-    to_allocate: list[Obj]
+    claims: Sequence[Obj]
+    to_allocate: Sequence[Obj]
     slices: list[Slice]
     classes: Mapping[str, Obj]
     allocated: AllocatedState

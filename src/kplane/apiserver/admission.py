@@ -16,7 +16,8 @@ from kplane.api.builtin_defaults import apply_builtin_defaults
 from kplane.api.builtin_validation import validate_builtin
 from kplane.api.celrules import compile_rules, evaluate_rules
 from kplane.api.crd import crd_schema, default_crd, validate_crd
-from kplane.api.defaulting import apply_defaults, prune, unknown_fields
+from kplane.api.defaulting import apply_defaults_in_place, prune, unknown_fields
+from kplane.api.meta import deep_copy
 from kplane.api.names import name_is_dns_subdomain
 from kplane.api.resources import ResourceType
 from kplane.api.schema import ANY, Schema
@@ -65,13 +66,29 @@ class Admission:
         self._builtin_schema = builtin_schema
         self._crd_lookup = crd_lookup
         self._rules_cache: dict[tuple[str, str, str], Any] = {}
+        self._builtin_schemas: dict[tuple[str, str, str], Schema] = {}
+        self._crd_schemas: dict[tuple[str, str], tuple[str, Schema]] = {}
 
     def schema(self, rtype: ResourceType) -> Schema:
+        """The same node for as long as the schema stands (a built-in kind's for good, a CRD's until the CRD
+        changes), so that what walking objects teaches a node (``Schema.derived``) is reused."""
         if rtype.crd_name:
             crd = self._crd_lookup(rtype.crd_name)
-            raw = crd_schema(crd, rtype.version) if crd else None
-            return Schema(_with_envelope(raw)) if raw else ANY
-        return self._builtin_schema(rtype) or ANY
+            if not crd:
+                return ANY
+            rv = str(crd.get("metadata", {}).get("resourceVersion", ""))
+            cached = self._crd_schemas.get((rtype.crd_name, rtype.version))
+            if cached is not None and rv and cached[0] == rv:
+                return cached[1]
+            raw = crd_schema(crd, rtype.version)
+            schema = Schema(_with_envelope(raw)) if raw else ANY
+            self._crd_schemas[(rtype.crd_name, rtype.version)] = (rv, schema)
+            return schema
+        key = (rtype.group, rtype.version, rtype.kind)
+        builtin = self._builtin_schemas.get(key)
+        if builtin is None:
+            builtin = self._builtin_schemas[key] = self._builtin_schema(rtype) or ANY
+        return builtin
 
     def _rules(self, rtype: ResourceType, schema: Schema) -> Any:
         crd = self._crd_lookup(rtype.crd_name) or {}
@@ -102,8 +119,11 @@ class Admission:
                 raise status.bad_request(f"strict decoding error: {described}")
             if field_validation == "Warn":
                 warnings.extend(f'unknown field "{path}"' for path in unknown)
-        obj, _ = prune(obj, schema)
-        obj = apply_defaults(obj, schema) if rtype.crd_name else apply_builtin_defaults(rtype.group, rtype.kind, obj)
+        # Pruning drops a subset of what the unknown-field walk reports (that walk also enters metadata), so
+        # with nothing reported there is nothing to prune and a copy does.
+        obj = prune(obj, schema)[0] if unknown else deep_copy(obj)
+        obj = (apply_defaults_in_place(obj, schema) if rtype.crd_name
+               else apply_builtin_defaults(rtype.group, rtype.kind, obj))
         causes: list[status.Cause] = []
         structural = validate(obj, schema)
         type_errors = [c for c in structural if c.reason == "FieldValueTypeInvalid"]

@@ -65,6 +65,10 @@ class ServerOptions:
     host: str = "127.0.0.1"
     kube_version: str = "1.36"
     synchronous: str = "FULL"
+    # KEP-4330 flags, as given on the command line (None: upstream's defaults); per start, never persisted.
+    emulated_version: str | None = None
+    min_compatibility_version: str | None = None
+    feature_gates: str = ""
 
 
 def read_or_create_token(data_dir: Path) -> str:
@@ -117,10 +121,14 @@ class ControlPlaneServer:
         self.compaction_interval, self.compaction_keep = compaction_settings(os.environ)
 
     def _builtin_schema(self, rtype: ResourceType) -> Schema | None:
-        try:
-            return schema_for_kind(self.profile.minor, rtype.group, rtype.version, rtype.kind)
-        except (LookupError, ValueError):
-            return None
+        # A binary still holds the types of APIs it stopped serving; the schema tables do not, so an API
+        # served again by emulation (e.g. flowcontrol v1beta3 at 1.31) takes its schema from the emulated level.
+        for minor in dict.fromkeys((self.profile.minor, self.profile.emulated)):
+            try:
+                return schema_for_kind(minor, rtype.group, rtype.version, rtype.kind)
+            except (LookupError, ValueError):
+                continue
+        return None
 
     async def start(self) -> ApiApp:
         data_dir = self.options.data_dir
@@ -133,7 +141,7 @@ class ControlPlaneServer:
         await self._bootstrap(service)
         token = read_or_create_token(data_dir)
         version_info = self.profile.version_info()
-        metrics = ServerMetrics(self.profile.feature_gates, version_info)
+        metrics = ServerMetrics(self.profile.gates, version_info)
         self.app = ApiApp(service=service, registry=self.registry, profile=self.profile, token=token,
                           metrics=metrics, version_info=version_info, crd_schemas=self.crds.schemas)
         self._compactor = asyncio.create_task(self._compact_forever(), name="compaction")
@@ -203,7 +211,8 @@ class _Server(uvicorn.Server):
 async def serve(options: ServerOptions, *, ready: asyncio.Event | None = None,
                 before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run the API server until cancelled or signalled; writes the kubeconfig once listening."""
-    profile = load_profile(options.kube_version)
+    profile = load_profile(options.kube_version, options.emulated_version, options.min_compatibility_version,
+                           options.feature_gates)
     options.data_dir.mkdir(parents=True, exist_ok=True)
     certs = ensure_certificates(options.data_dir)
     sock = bind_socket(options.host, options.port)

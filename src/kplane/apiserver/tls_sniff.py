@@ -11,11 +11,18 @@ from __future__ import annotations
 import asyncio
 import ssl
 from asyncio import sslproto
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+try:
+    import uvloop
+    import uvloop.loop as uvloop_impl
+except ImportError:  # pragma: no cover - uvloop is a dependency wherever it builds
+    uvloop = None  # type: ignore[assignment]
+
 TLS_HANDSHAKE = 0x16
+SNIFF_BUFFER_BYTES = 16384  # one TLS record; a longer ClientHello goes on to the TLS protocol unread
 PLAIN_HTTP_ANSWER = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 
 
@@ -27,9 +34,14 @@ def server_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
 
 
 def sniffing_protocol(context: ssl.SSLContext) -> type[asyncio.Protocol]:
-    """A uvicorn ``http`` protocol class that serves HTTPS through ``context`` and rejects plain HTTP."""
+    """A uvicorn ``http`` protocol class that serves HTTPS through ``context`` and rejects plain HTTP.
 
-    class SniffingProtocol(asyncio.Protocol):
+    It reads the first bytes into its own buffer (a buffered protocol, so that on uvloop the transport's
+    read path stays the buffered one the TLS protocol uses) and then hands the connection and those bytes
+    to the event loop's own TLS protocol: uvloop's compiled one where the loop is uvloop's (a good deal
+    cheaper per record than asyncio's pure-Python ``sslproto``), else asyncio's."""
+
+    class SniffingProtocol(asyncio.BufferedProtocol):
         def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                      _loop: asyncio.AbstractEventLoop | None = None) -> None:
             self._config = config
@@ -37,28 +49,45 @@ def sniffing_protocol(context: ssl.SSLContext) -> type[asyncio.Protocol]:
             self._app_state = app_state
             self._loop = _loop or asyncio.get_event_loop()
             self._transport: Any = None
+            self._first = bytearray(SNIFF_BUFFER_BYTES)
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self._transport = transport
 
-        def data_received(self, data: bytes) -> None:
+        def get_buffer(self, sizehint: int) -> bytearray:
+            return self._first
+
+        def buffer_updated(self, nbytes: int) -> None:
             transport = self._transport
             assert transport is not None
+            data = bytes(self._first[:nbytes])
+            if not data:
+                return
             if data[0] != TLS_HANDSHAKE:
                 transport.write(PLAIN_HTTP_ANSWER)
                 transport.close()
                 return
             inner = HttpToolsProtocol(config=self._config, server_state=self._server_state,
                                       app_state=self._app_state, _loop=self._loop)
-            tls = sslproto.SSLProtocol(self._loop, inner, context, None, server_side=True)  # type: ignore[arg-type]
+            tls = _tls_protocol(self._loop, inner, context)
             transport.set_protocol(tls)
             tls.connection_made(transport)
             _feed(tls, data)
 
+        def eof_received(self) -> bool | None:
+            return None
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._transport = None
 
-    return SniffingProtocol
+    return cast("type[asyncio.Protocol]", SniffingProtocol)  # uvicorn takes any protocol class
+
+
+def _tls_protocol(loop: asyncio.AbstractEventLoop, app: asyncio.BaseProtocol,
+                  context: ssl.SSLContext) -> Any:
+    if uvloop is not None and isinstance(loop, uvloop.Loop):
+        return uvloop_impl.SSLProtocol(loop, app, context, None, server_side=True)  # type: ignore[attr-defined]
+    return sslproto.SSLProtocol(loop, app, context, None, server_side=True)  # type: ignore[arg-type]
 
 
 def _feed(protocol: asyncio.BufferedProtocol, data: bytes) -> None:

@@ -143,8 +143,15 @@ def definition_name(minor: str | int, group: str, version: str, kind: str) -> st
 
 
 def schema_for_kind(minor: str | int, group: str, version: str, kind: str) -> Schema:
-    """A navigable schema of a built-in kind; ``LookupError`` when ``1.<minor>`` has no such kind."""
-    n = normalize_minor(minor)
+    """A navigable schema of a built-in kind; ``LookupError`` when ``1.<minor>`` has no such kind.
+
+    One shared node per kind, so that what its subtree learns while objects are walked (see ``Schema``)
+    serves every later request."""
+    return _schema_for_kind(normalize_minor(minor), group, version, kind)
+
+
+@cache
+def _schema_for_kind(n: int, group: str, version: str, kind: str) -> Schema:
     name = _gvk_index(n).get((group, version, kind))
     if name is None:
         api_version = f"{group}/{version}" if group else version

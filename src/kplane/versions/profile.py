@@ -1,20 +1,29 @@
-"""A version profile: everything that depends on which Kubernetes API level the server acts as.
+"""A version profile: everything that depends on which Kubernetes level the server acts as.
 
-The server reads served resources, feature-gate defaults and ``/version`` from one :class:`VersionProfile`
-rather than from constants, so that acting as another level (``--kube-version``) and, later, emulated and
-min-compatibility versions (KEP-4330) change one object. Feature gates carry their stage history, the shape
-upstream uses (``featuregate.VersionedSpecs``), so the default at any level is computed, never typed twice.
+The server reads served resources, feature gates and ``/version`` from one :class:`VersionProfile` rather than
+from constants. A profile has three levels (KEP-4330): the binary level (``--kube-version``), the emulated level
+(what is served and which gate defaults apply) and the min-compatibility level (which storage versions are
+written, so that a server of that level can still read the data). Gate histories live in
+``data/feature-gates.yaml`` (see :mod:`kplane.versions.gates`), so the default at any level is computed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from kplane.api.resources import ResourceType
+from kplane.versions import apis, compat
 from kplane.versions.builtin_resources import builtin_resources, parse_minor
+from kplane.versions.gates import GateSpec, GateState, all_gates, gate_spec_at, parse_feature_gates, resolve_gates
+
+__all__ = [
+    "DEFAULT_KUBE_VERSION", "FEATURE_GATE_HISTORY", "MAX_MINOR", "MIN_MINOR", "GateSpec", "VersionProfile",
+    "feature_gate_defaults", "gate_spec_at", "load_profile",
+]
 
 MIN_MINOR = 31
 MAX_MINOR = 36
@@ -35,108 +44,50 @@ _GO_VERSIONS = {
 }
 # First minor whose /version carries emulation and min-compatibility fields (apimachinery version.Info).
 _COMPAT_FIELDS_SINCE = 33
-# Lowest level any 1.33+ binary can emulate (component-base compatibility: minimumKubeEmulationVersion).
-_EMULATION_FLOOR = 31
 
-
-@dataclass(frozen=True)
-class GateSpec:
-    """One step of a gate's history: from ``since`` on, the gate has this stage and default."""
-
-    since: int  # minor version
-    default: bool
-    stage: str  # ALPHA, BETA, GA, DEPRECATED
-    locked: bool = False
-
-
-# A small initial set of gates with their history. Sources: k8s.io/apiserver pkg/features/kube_features.go at
-# tag kubernetes-1.36.0 and kubernetes/kubernetes pkg/features/kube_features.go (1.35- and 1.37-era copies),
-# as summarised in the reference notes upgrades-capi.md §A1/§A5 and dra.md §1.1.
+# Every gate's history, by name (the whole table, whatever binary knows it).
 FEATURE_GATE_HISTORY: Mapping[str, tuple[GateSpec, ...]] = MappingProxyType(
-    {
-        "APIServerIdentity": (GateSpec(26, True, "BETA"),),
-        "CoordinatedLeaderElection": (GateSpec(31, False, "ALPHA"), GateSpec(33, False, "BETA")),
-        "DRAAdminAccess": (
-            GateSpec(32, False, "ALPHA"),
-            GateSpec(34, True, "BETA"),
-            GateSpec(36, True, "GA"),
-        ),
-        "DRAConsumableCapacity": (GateSpec(34, False, "ALPHA"), GateSpec(36, True, "BETA")),
-        "DRADeviceTaints": (GateSpec(33, False, "ALPHA"), GateSpec(36, True, "BETA")),
-        "DRAExtendedResource": (GateSpec(34, False, "ALPHA"), GateSpec(36, True, "BETA")),
-        "DRAPartitionableDevices": (GateSpec(33, False, "ALPHA"), GateSpec(36, True, "BETA")),
-        "DRAPrioritizedList": (
-            GateSpec(33, False, "ALPHA"),
-            GateSpec(34, True, "BETA"),
-            GateSpec(36, True, "GA"),
-        ),
-        "DRAResourceClaimDeviceStatus": (GateSpec(32, False, "ALPHA"), GateSpec(33, True, "BETA")),
-        "DynamicResourceAllocation": (
-            GateSpec(26, False, "ALPHA"),
-            GateSpec(32, False, "BETA"),
-            GateSpec(34, True, "GA"),
-            GateSpec(35, True, "GA", locked=True),
-        ),
-        "KMSv1": (
-            GateSpec(0, True, "GA"),
-            GateSpec(28, True, "DEPRECATED"),
-            GateSpec(29, False, "DEPRECATED"),
-        ),
-        "MutatingAdmissionPolicy": (
-            GateSpec(32, False, "ALPHA"),
-            GateSpec(34, False, "BETA"),
-            GateSpec(36, True, "GA"),
-        ),
-        "SeparateCacheWatchRPC": (
-            GateSpec(28, True, "BETA"),
-            GateSpec(33, False, "DEPRECATED"),
-            GateSpec(36, False, "DEPRECATED", locked=True),
-        ),
-        "StorageVersionAPI": (GateSpec(20, False, "ALPHA"),),
-        "StructuredAuthenticationConfiguration": (
-            GateSpec(29, False, "ALPHA"),
-            GateSpec(30, True, "BETA"),
-            GateSpec(34, True, "GA", locked=True),
-        ),
-        "UnknownVersionInteroperabilityProxy": (GateSpec(28, False, "ALPHA"), GateSpec(36, True, "BETA")),
-        "WatchList": (
-            GateSpec(27, False, "ALPHA"),
-            GateSpec(32, True, "BETA"),
-            GateSpec(33, False, "BETA"),
-            GateSpec(34, True, "BETA"),
-        ),
-    }
-)
+    {name: gate.history for name, gate in all_gates().items()})
 
 
-def gate_spec_at(history: tuple[GateSpec, ...], minor: int) -> GateSpec | None:
-    """The spec in force at ``1.<minor>``: the last step not later than it; None before the first step."""
-    current = None
-    for spec in history:
-        if spec.since <= minor:
-            current = spec
-    return current
+def feature_gate_defaults(minor: int, emulated: int | None = None) -> Mapping[str, bool]:
+    """Gate defaults of a ``1.<minor>`` binary emulating ``1.<emulated>`` (itself by default); gates the binary
+    does not know, or that are not yet introduced at the emulated level (PreAlpha), are absent."""
+    level = minor if emulated is None else emulated
+    return MappingProxyType({name: state.default
+                             for name, state in resolve_gates(minor, level, level).items()
+                             if state.stage != "PRE-ALPHA"})
 
 
-def feature_gate_defaults(minor: int) -> Mapping[str, bool]:
-    """Gate defaults at ``1.<minor>``; gates not yet introduced at that level are absent."""
-    out: dict[str, bool] = {}
-    for name, history in FEATURE_GATE_HISTORY.items():
-        spec = gate_spec_at(history, minor)
-        if spec is not None:
-            out[name] = spec.default
-    return MappingProxyType(out)
+def _with_storage_versions(resources: tuple[ResourceType, ...], emulated: int,
+                           min_compat: int) -> tuple[ResourceType, ...]:
+    out = []
+    for rt in resources:
+        stored = apis.storage_version(rt.group, rt.kind, emulated, min_compat)
+        out.append(dataclasses.replace(rt, storage_version=stored) if stored and stored != rt.version else rt)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class VersionProfile:
-    kube_version: str  # "1.36"
-    resources: tuple[ResourceType, ...]
-    feature_gates: Mapping[str, bool] = field(hash=False)
+    kube_version: str  # binary level, "1.36"
+    resources: tuple[ResourceType, ...]  # served at the emulated level, storage versions set
+    feature_gates: Mapping[str, bool] = field(hash=False)  # gates not PreAlpha at the emulated level → enabled
+    emulated_minor: int = 0  # 0: the binary level
+    min_compat_minor: int = 0  # 0: the default for the emulated level
+    gates: Mapping[str, GateState] = field(hash=False, default_factory=lambda: MappingProxyType({}))
 
     @property
     def minor(self) -> int:
         return parse_minor(self.kube_version)
+
+    @property
+    def emulated(self) -> int:
+        return self.emulated_minor or self.minor
+
+    @property
+    def min_compat(self) -> int:
+        return self.min_compat_minor or self.default_min_compatibility_minor(self.emulated)
 
     def resource(self, group: str, version: str, plural: str) -> ResourceType | None:
         for rt in self.resources:
@@ -146,15 +97,14 @@ class VersionProfile:
 
     def default_min_compatibility_minor(self, emulated_minor: int | None = None) -> int:
         """KEP-4330 default: one level below the emulated one, never below the emulation floor."""
-        emulated = self.minor if emulated_minor is None else emulated_minor
-        floor = max(self.minor - 3, _EMULATION_FLOOR)
-        return max(emulated - 1, floor)
+        emulated = self.emulated if emulated_minor is None else emulated_minor
+        return compat.default_min_compat(self.minor, emulated)
 
     def version_info(
         self, emulated_minor: int | None = None, min_compat_minor: int | None = None
     ) -> dict[str, Any]:
         """The ``/version`` body. ``major``/``minor``/``gitVersion`` describe the binary; from 1.33 servers
-        also report the emulated and min-compatibility levels (by default the binary level and one below)."""
+        also report the emulated and min-compatibility levels (this profile's unless given)."""
         minor = self.minor
         info: dict[str, Any] = {
             "major": "1",
@@ -168,12 +118,13 @@ class VersionProfile:
             "platform": "linux/amd64",
         }
         if minor >= _COMPAT_FIELDS_SINCE:
-            emulated = minor if emulated_minor is None else emulated_minor
-            min_compat = (
-                self.default_min_compatibility_minor(emulated)
-                if min_compat_minor is None
-                else min_compat_minor
-            )
+            emulated = self.emulated if emulated_minor is None else emulated_minor
+            if min_compat_minor is not None:
+                min_compat = min_compat_minor
+            elif emulated_minor is None:
+                min_compat = self.min_compat
+            else:
+                min_compat = self.default_min_compatibility_minor(emulated)
             info["emulationMajor"] = "1"
             info["emulationMinor"] = str(emulated)
             info["minCompatibilityMajor"] = "1"
@@ -181,15 +132,27 @@ class VersionProfile:
         return info
 
 
-def load_profile(kube_version: str = DEFAULT_KUBE_VERSION) -> VersionProfile:
-    """The profile for API level ``kube_version`` (``"1.31"`` … ``"1.36"``)."""
+def load_profile(kube_version: str = DEFAULT_KUBE_VERSION, emulated_version: str | None = None,
+                 min_compatibility_version: str | None = None, feature_gates: str = "") -> VersionProfile:
+    """The profile of a ``kube_version`` binary (``"1.31"`` … ``"1.36"``) started with the given
+    ``--emulated-version``, ``--min-compatibility-version`` and ``--feature-gates`` values.
+
+    Raises ``ValueError`` (a :class:`compat.CompatibilityError` for version flags) with upstream's wording.
+    Flags are applied in upstream's order: emulation version, then min-compatibility version, then gates.
+    """
     minor = parse_minor(kube_version)
     if not MIN_MINOR <= minor <= MAX_MINOR:
         raise ValueError(
             f"unsupported kube version {kube_version!r}: kplane can act as 1.{MIN_MINOR} to 1.{MAX_MINOR}"
         )
+    levels = compat.effective_version(minor, emulated_version, min_compatibility_version)
+    gates = resolve_gates(minor, levels.emulated, levels.min_compat, parse_feature_gates(feature_gates))
+    served = builtin_resources(levels.emulated)
     return VersionProfile(
         kube_version=f"1.{minor}",
-        resources=builtin_resources(minor),
-        feature_gates=feature_gate_defaults(minor),
+        resources=_with_storage_versions(served, levels.emulated, levels.min_compat),
+        feature_gates=MappingProxyType({n: s.enabled for n, s in gates.items() if s.stage != "PRE-ALPHA"}),
+        emulated_minor=levels.emulated,
+        min_compat_minor=levels.min_compat,
+        gates=gates,
     )

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from kplane.api.resources import PrinterColumn, ResourceType
-from kplane.apiserver.table import human_duration, to_table
+from kplane.apiserver.printers import human_duration
+from kplane.apiserver.table import to_table
 
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 PODS = ResourceType("", "v1", "pods", "Pod", True)

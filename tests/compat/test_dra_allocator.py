@@ -85,7 +85,8 @@ def _device(spec: Any) -> dict[str, Any]:
             for name, counters in consumes.items()
         ]
         if out.pop("fromCounters", False):
-            out["capacity"] = {k: {"value": str(v)} for counters in consumes.values() for k, v in (counters or {}).items()}
+            out["capacity"] = {
+                k: {"value": str(v)} for counters in consumes.values() for k, v in (counters or {}).items()}
     for name, value in (out.pop("rangePolicy", None) or {}).items():
         policy = {"default": "2", "validRange": {"min": "2", "step": "2", "max": "4"}}
         out.setdefault("capacity", {})[name] = {"value": str(value), "requestPolicy": policy}
@@ -171,7 +172,7 @@ def expand_case(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def _expected_result(spec: dict[str, Any]) -> dict[str, Any]:
-    results = []
+    results: list[dict[str, Any]] = []
     for d in spec.get("devices", []):
         if isinstance(d, dict) and "deviceRange" in d:
             request, driver, pool, first, count = d["deviceRange"]
@@ -223,7 +224,7 @@ CASES = _cases()
 
 
 def test_table_is_large() -> None:
-    assert len(CASES) >= 60
+    assert len(CASES) >= 180
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -266,3 +267,22 @@ def test_inputs_are_not_mutated() -> None:
 
 def test_fraction_helper_round_trip() -> None:
     assert format_quantity(Fraction(2**30)) == "1Gi"
+
+
+@pytest.mark.parametrize("timeout_s", [None, 0.0])
+def test_interrupt(timeout_s: float | None) -> None:
+    """Upstream's ``interrupt`` sub-test: six devices asked of five; without a limit that is a plain no fit,
+    with an expired deadline the search stops with the context error."""
+    inputs = expand_case({
+        "claims": [{"name": "claim-0", "requests": [{"name": "req-0", "class": "class-a", "count": 6}]}],
+        "classes": [{"name": "class-a", "driver": "driver-a"}],
+        "slices": [{"name": "slice-1", "node": "node-1", "pool": "pool-1", "driver": "driver-a", "deviceCount": 5}],
+        "node": "node-1",
+    })
+    outcome = allocate(inputs["node"], inputs["claims"], inputs["slices"], inputs["classes"], inputs["allocated"],
+                       inputs["features"], timeout_s=timeout_s)
+    if timeout_s is None:
+        assert outcome.kind == "unsatisfiable", outcome
+    else:
+        assert outcome.kind == "error", outcome
+        assert "context deadline exceeded" in outcome.error

@@ -66,15 +66,19 @@ def _attribute_value(value: Any) -> Any:
     if "version" in value:
         major, minor, patch, pre = parse_semver(str(value["version"]))
         return wrap(SEMVER, f"{major}.{minor}.{patch}" + ("-" + ".".join(pre) if pre else ""))
-    return None
+    raise CelError("unsupported attribute value")
 
 
 def device_variable(device: Device, driver: str, consumable_capacity: bool) -> dict[str, Any]:
-    """The ``device`` value for CEL; raises CelError for a version attribute that is not semver."""
+    """The ``device`` value for CEL; raises CelError (``attribute NAME: …``, as getAttributeValue in
+    cel/compile.go) for a version that is not semver or an attribute without a value of a known type."""
     attributes: dict[str, dict[str, Any]] = {driver: {}}
     for name, value in device.attributes.items():
         domain, ident = _qualify(name, driver)
-        attributes.setdefault(domain, {})[ident] = _attribute_value(value or {})
+        try:
+            attributes.setdefault(domain, {})[ident] = _attribute_value(value or {})
+        except CelError as err:
+            raise CelError(f"attribute {name}: {err}") from None
     capacity: dict[str, dict[str, Any]] = {driver: {}}
     for name, cap in device.capacity.items():
         domain, ident = _qualify(name, driver)

@@ -8,6 +8,7 @@ Names follow kube-apiserver where a counterpart exists (``apiserver_request_tota
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -18,6 +19,7 @@ from kplane.versions.gates import PRE_ALPHA, GateState
 class ServerMetrics:
     def __init__(self, feature_gates: Mapping[str, GateState], version_info: Mapping[str, str]) -> None:
         self.registry = CollectorRegistry()
+        self._bound: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter("apiserver_request_total", "API requests by verb, resource and HTTP code.",
                                 ["verb", "resource", "code"], registry=self.registry)
         self.latency = Histogram("apiserver_request_duration_seconds", "API request latency (watches excluded).",
@@ -50,9 +52,16 @@ class ServerMetrics:
                      emulation_minor=version_info.get("emulationMinor", "")).set(1)
 
     def observe(self, verb: str, resource: str, code: int, seconds: float) -> None:
-        self.requests.labels(verb=verb, resource=resource, code=str(code)).inc()
-        if verb != "watch":
-            self.latency.labels(verb=verb, resource=resource).observe(seconds)
+        # The label children, looked up by a plain dict: ``labels()`` validates and locks on every call.
+        key = (verb, resource, code)
+        bound = self._bound.get(key)
+        if bound is None:
+            bound = self._bound[key] = (
+                self.requests.labels(verb=verb, resource=resource, code=str(code)),
+                None if verb == "watch" else self.latency.labels(verb=verb, resource=resource))
+        bound[0].inc()
+        if bound[1] is not None:
+            bound[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

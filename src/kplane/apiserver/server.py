@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,10 @@ log = logging.getLogger("kplane.apiserver")
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 COMPACTION_INTERVAL = 300.0
 COMPACTION_KEEP = 10000
+GIL_SWITCH_INTERVAL = 0.001
+"""Seconds the busy event loop may keep the GIL from the store's writer thread (Python's default is 5 ms).
+Every group commit needs the GIL back after SQLite's fsync: with the loop busy, a commit measured a median
+5.9 ms at the default and under 1 ms at a shorter interval, and acknowledgements wait for it."""
 
 
 def compaction_settings(environ: Mapping[str, str]) -> tuple[float, int]:
@@ -211,6 +216,7 @@ class _Server(uvicorn.Server):
 async def serve(options: ServerOptions, *, ready: asyncio.Event | None = None,
                 before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run the API server until cancelled or signalled; writes the kubeconfig once listening."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     profile = load_profile(options.kube_version, options.emulated_version, options.min_compatibility_version,
                            options.feature_gates)
     options.data_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import ssl
 from asyncio import sslproto
 from typing import Any, cast
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from kplane.apiserver.coalesce import CoalescingHttpProtocol
 
 try:
     import uvloop
@@ -67,8 +67,8 @@ def sniffing_protocol(context: ssl.SSLContext) -> type[asyncio.Protocol]:
                 transport.write(PLAIN_HTTP_ANSWER)
                 transport.close()
                 return
-            inner = HttpToolsProtocol(config=self._config, server_state=self._server_state,
-                                      app_state=self._app_state, _loop=self._loop)
+            inner = CoalescingHttpProtocol(config=self._config, server_state=self._server_state,
+                                           app_state=self._app_state, _loop=self._loop)
             tls = _tls_protocol(self._loop, inner, context)
             transport.set_protocol(tls)
             tls.connection_made(transport)

@@ -1,4 +1,5 @@
-"""`kplane controllers`: every built-in controller, the scheduler and the node simulator, in one process.
+"""`kplane controllers`: every built-in controller, kro's RGD controller, the scheduler and the node simulator,
+in one process.
 
 It is an ordinary API client of whatever cluster the kubeconfig names. `kplane up` runs it as a child
 process (`ControllersSupervisor`): restarted with backoff when it dies, stopped on shutdown, its output in
@@ -23,11 +24,14 @@ from pathlib import Path
 from lightkube import AsyncClient
 
 from kplane.controllers.builtin import builtin_controllers
+from kplane.controllers.resourceclaim import dra_api_served
+from kplane.graphs.controller import RgdController
 from kplane.runtime import LeaderElectionConfig, LeaderElector, Manager, SharedInformers, client_from_kubeconfig
 from kplane.runtime.client import KubeconfigError, load_kubeconfig
 from kplane.runtime.gctune import tune_gc
 from kplane.scheduler import run_scheduler
 from kplane.sim import NodeConfig, default_node_configs, node_configs_from_yaml, run_node_simulator
+from kplane.sim.gpudriver import run_gpu_driver
 
 log = logging.getLogger("kplane.controllers")
 
@@ -106,6 +110,12 @@ async def _main(options: ControllersOptions, nodes: list[NodeConfig]) -> None:
         await client.close()
 
 
+async def run_simulated_gpu_driver(client: AsyncClient, informers: SharedInformers) -> None:
+    """The simulated GPU DRA driver publishes ResourceSlices for simulated nodes, where the API serves DRA."""
+    if await dra_api_served(client):
+        await run_gpu_driver(client, informers)
+
+
 async def run_all(client: AsyncClient, nodes: list[NodeConfig], *, leader_elect: bool = False) -> None:
     """All built-in components against `client`; with `leader_elect`, only while holding the Lease."""
     informers = SharedInformers(client)
@@ -114,9 +124,11 @@ async def run_all(client: AsyncClient, nodes: list[NodeConfig], *, leader_elect:
     for controller in builtin.controllers:
         manager.add(controller)
     components: list[Callable[[], Awaitable[None]]] = [manager.run, *builtin.runnables,
-                                                       lambda: run_scheduler(client, informers=informers)]
+                                                       lambda: run_scheduler(client, informers=informers),
+                                                       RgdController(client, informers).run]
     if nodes:
         components.append(lambda: run_node_simulator(client, nodes, informers=informers))
+        components.append(lambda: run_simulated_gpu_driver(client, informers))
 
     async def lead() -> None:
         async with asyncio.TaskGroup() as group:

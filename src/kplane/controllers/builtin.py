@@ -19,7 +19,6 @@ from kplane.controllers.service import ServiceRanges, ensure_kubernetes_service,
 from kplane.controllers.serviceaccount import serviceaccount_controller
 from kplane.controllers.workloads import workload_controllers
 from kplane.runtime import Controller, SharedInformers
-from kplane.sim.gpudriver import run_gpu_driver
 
 Runnable = Callable[[], Awaitable[None]]
 
@@ -44,8 +43,7 @@ def builtin_controllers(
         await ensure_kubernetes_service(client, ranges)
 
     async def dra() -> None:
-        """ResourceClaim controllers and the simulated GPU driver (it publishes only for simulated nodes)."""
-        await run_dra_components(client, informers, [lambda: run_gpu_driver(client, informers)])
+        await run_dra_components(client, informers)
 
     return BuiltinSet(
         controllers=[

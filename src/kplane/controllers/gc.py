@@ -25,7 +25,6 @@ from lightkube.types import PatchType
 from prometheus_client import CollectorRegistry
 
 from kplane.controllers.discovery import ApiResource, by_kind, discover, resource_class
-from kplane.controllers.lkutil import as_dict, is_status
 from kplane.controllers.ownergraph import (
     FOREGROUND,
     ORPHAN,
@@ -42,6 +41,7 @@ from kplane.controllers.ownergraph import (
     plan_dependent,
 )
 from kplane.runtime import EventHandler, ExponentialBackoff, Informer, SharedInformers, WorkQueue
+from kplane.runtime.lkutil import as_dict, is_status
 from kplane.runtime.metrics import RESULT_ERROR, RESULT_SUCCESS, metrics_for
 from kplane.runtime.workqueue import run_workers
 

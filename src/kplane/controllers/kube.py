@@ -20,16 +20,11 @@ from lightkube.types import PatchType
 
 from kplane.runtime import Informer, Result, Store, index_by_owner_uid
 from kplane.runtime.errors import is_namespace_terminating
+from kplane.runtime.lkutil import as_dict
 
 log = logging.getLogger(__name__)
 
 OWNER_UID_INDEX = "owner-uid"
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, Mapping):
-        return dict(obj)
-    return obj.to_dict()
 
 
 def ensure_owner_index(informer: Informer) -> Informer:

@@ -21,8 +21,8 @@ from lightkube.resources.core_v1 import Namespace
 from lightkube.types import CascadeType, PatchType
 
 from kplane.controllers.discovery import ApiResource, discover, resource_class
-from kplane.controllers.lkutil import as_dict, is_status, model
 from kplane.runtime import Controller, Result, SharedInformers, split_key
+from kplane.runtime.lkutil import as_dict, is_status, model
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from lightkube.resources.resource_v1 import DeviceClass, ResourceClaim, Resource
 from lightkube.types import PatchType
 
 from kplane.controllers import kube
-from kplane.controllers.lkutil import model
 from kplane.runtime import Controller, Result, SharedInformers, make_key
+from kplane.runtime.lkutil import model
 
 log = logging.getLogger(__name__)
 

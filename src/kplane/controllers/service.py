@@ -38,8 +38,8 @@ from kplane.controllers.ipalloc import (
     allocate_ip,
     allocate_port,
 )
-from kplane.controllers.lkutil import as_dict, is_status, model
 from kplane.runtime import Controller, Result, SharedInformers, key_of, split_key
+from kplane.runtime.lkutil import as_dict, is_status, model
 from kplane.runtime.objects import namespace_of
 
 log = logging.getLogger(__name__)

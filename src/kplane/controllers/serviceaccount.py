@@ -15,8 +15,8 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Namespace, ServiceAccount
 
-from kplane.controllers.lkutil import as_dict, is_status, model
 from kplane.runtime import Controller, Result, SharedInformers, make_key, split_key
+from kplane.runtime.lkutil import as_dict, is_status, model
 from kplane.runtime.objects import name_of, namespace_of
 
 DEFAULT_NAME = "default"

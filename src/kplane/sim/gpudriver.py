@@ -38,8 +38,8 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Node
 from lightkube.resources.resource_v1 import DeviceClass, ResourceSlice
 
-from kplane.controllers.lkutil import model
 from kplane.runtime import EventHandler, SharedInformers
+from kplane.runtime.lkutil import model
 
 log = logging.getLogger(__name__)
 

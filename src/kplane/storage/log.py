@@ -133,13 +133,27 @@ def read_compacted(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+_INSERT = "INSERT INTO log (id, name, deleted, prev_revision, value) VALUES "
+_ROW_PARAMS = "(?, ?, ?, ?, ?)"
+
+
 def append(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
-    """Commit one group of writes; with synchronous=FULL this returns only after the WAL is fsynced."""
+    """Commit one group of writes; with synchronous=FULL this returns only after the WAL is fsynced.
+
+    The group goes in as one multi-row INSERT, which SQLite runs as its own transaction (atomic and, at
+    its commit, fsynced). One statement matters beyond SQLite: Python's sqlite3 releases the GIL around
+    every step and must win it back from the busy event loop afterwards, so a statement per row (plus
+    BEGIN and COMMIT) made each commit wait for the GIL many times over.
+    """
+    per_statement = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 5)
+    if len(rows) <= per_statement:
+        conn.execute(_INSERT + ", ".join([_ROW_PARAMS] * len(rows)), [v for row in rows for v in row])
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(
-            "INSERT INTO log (id, name, deleted, prev_revision, value) VALUES (?, ?, ?, ?, ?)", rows
-        )
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start:start + per_statement]
+            conn.execute(_INSERT + ", ".join([_ROW_PARAMS] * len(chunk)), [v for row in chunk for v in row])
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)

@@ -1,4 +1,4 @@
-"""Small adapters over lightkube shared by the namespace, GC, service and service-account controllers.
+"""Small adapters over lightkube shared by controllers, the scheduler and the simulator.
 
 Caches hold lightkube models for built-in kinds and `Generic` dicts for custom resources; planning works on
 plain dicts, so objects are converted at the boundary.

@@ -4,8 +4,9 @@
 (`kplane up --no-controllers`) and, as `kplane up` would, one `kplane controllers` process with the built-in
 controllers, the scheduler and the node simulator, this time with its Prometheus metrics on a local port.
 It then applies the Deployments and prints the wall time until every pod is Running, and the controllers'
-reconciles per second over that window (`controller_runtime_reconcile_total`, summed over results). It
-prints figures; it asserts nothing about them.
+reconciles per second over that window (`controller_runtime_reconcile_total`, summed over results), and the
+CPU seconds the API server and the controllers process each used in it (from /proc where there is one), to
+show which side bounds the run. It prints figures; it asserts nothing about them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,27 @@ def kplane(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "kplane", *args], check=True, stdout=subprocess.DEVNULL)
 
 
+@dataclass(frozen=True)
+class Plane:
+    kubeconfig: Path
+    pids: dict[str, int]  # "apiserver", "controllers"
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a live process (Linux /proc), or None where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_by_process(pids: dict[str, int]) -> dict[str, float | None]:
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
 @contextlib.contextmanager
-def control_plane(data_dir: Path, nodes: int, metrics_port: int) -> Iterator[Path]:
+def control_plane(data_dir: Path, nodes: int, metrics_port: int) -> Iterator[Plane]:
     """An API server plus one controllers process; both stopped on exit."""
     kplane("up", "--detach", "--data-dir", str(data_dir), "--port", "0", "--no-controllers", "--nodes", "0")
     kubeconfig = data_dir / "kubeconfig"
@@ -61,7 +82,8 @@ def control_plane(data_dir: Path, nodes: int, metrics_port: int) -> Iterator[Pat
         stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )
     try:
-        yield kubeconfig
+        yield Plane(kubeconfig, {"apiserver": int((data_dir / "kplane.pid").read_text()),
+                                 "controllers": controllers.pid})
     finally:
         controllers.terminate()
         try:
@@ -135,13 +157,14 @@ async def create_all(client: AsyncClient, deployments: int, replicas: int) -> No
     await asyncio.gather(*(one(i) for i in range(deployments)))
 
 
-async def measure(kubeconfig: Path, metrics_port: int, args: argparse.Namespace) -> dict[str, Any]:
-    client = client_from_kubeconfig(kubeconfig)
+async def measure(plane: Plane, metrics_port: int, args: argparse.Namespace) -> dict[str, Any]:
+    client = client_from_kubeconfig(plane.kubeconfig)
     try:
         await asyncio.wait_for(wait_for_nodes(client, args.nodes), 120)
         await client.create(Namespace.from_dict({"metadata": {"name": NAMESPACE}}))
         want = args.deployments * args.replicas
         before = reconciles(metrics_port)
+        cpu_before = cpu_by_process(plane.pids)
         progress = {"running": 0.0}
         started = time.perf_counter()
         watcher = asyncio.ensure_future(wait_running(client, want, progress))
@@ -152,9 +175,12 @@ async def measure(kubeconfig: Path, metrics_port: int, args: argparse.Namespace)
         except TimeoutError:
             return {"timed_out": True, "running": int(progress["running"]), "wanted": want}
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_by_process(plane.pids)
         after = reconciles(metrics_port)
         delta = after - before
-        return {"timed_out": False, "pods": want, "create_s": created, "running_s": elapsed,
+        cpu = {name: (end - start if end is not None and start is not None else None)
+               for name, start, end in ((n, cpu_before[n], cpu_after[n]) for n in plane.pids)}
+        return {"timed_out": False, "pods": want, "create_s": created, "running_s": elapsed, "cpu_s": cpu,
                 "reconciles": sum(delta.values()), "by_controller": dict(delta.most_common())}
     finally:
         await client.aclose()
@@ -170,8 +196,9 @@ def main() -> int:
         print("the workload controllers (kplane.controllers.workloads) are not there yet", file=sys.stderr)
         return 2
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="kplane-bench-") as tmp, control_plane(Path(tmp), args.nodes, port) as kc:
-        result = asyncio.run(measure(kc, port, args))
+    with (tempfile.TemporaryDirectory(prefix="kplane-bench-") as tmp,
+          control_plane(Path(tmp), args.nodes, port) as plane):
+        result = asyncio.run(measure(plane, port, args))
     pods = args.deployments * args.replicas
     print(f"workloads: {args.deployments} Deployments x {args.replicas} replicas on {args.nodes} simulated nodes "
           f"(cpu count {os.cpu_count()})")
@@ -184,6 +211,10 @@ def main() -> int:
           f"{result['reconciles'] / seconds:.0f} reconciles/s")
     for name, count in result["by_controller"].items():
         print(f"    {name:<24} {count:>7}")
+    shares = [f"{name} {used:.1f} s ({100 * used / seconds:.0f}% of a core)"
+              for name, used in result["cpu_s"].items() if used is not None]
+    if shares:
+        print(f"  cpu over the run: {', '.join(shares)}; load average {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -35,7 +35,7 @@ from kplane.storage import (
 )
 
 Obj = dict[str, Any]
-PATCH_RETRIES = 5
+PATCH_RETRIES = 20  # upstream retries conflicts of unconditional patches inside GuaranteedUpdate
 BASE_FIELD_SELECTORS = ("metadata.name", "metadata.namespace")
 
 

@@ -10,9 +10,18 @@ from pathlib import Path
 
 import httpx2
 from lightkube import AsyncClient, KubeConfig
+from lightkube.config.client_adapter import verify_cluster
+from lightkube.config.kubeconfig import SingleConfig
 
 DEFAULT_FIELD_MANAGER = "kplane-controllers"
 DEFAULT_TIMEOUT_S = 10.0
+# Watches hold a connection each for minutes (one per informer: a few dozen with the garbage collector's),
+# so the pool must be well above that; httpx's default of 100 leaves room for fewer than 80 requests.
+MAX_CONNECTIONS = 256
+# Idle connections kept for reuse. httpcore probes every idle connection's socket on each request and each
+# response, so keeping many costs CPU on every request; keeping too few makes a burst (50 node leases
+# renewed at once) reconnect and redo TLS handshakes afterwards.
+MAX_KEEPALIVE_CONNECTIONS = 20
 
 
 class KubeconfigError(Exception):
@@ -46,11 +55,27 @@ def client_from_kubeconfig(
     config = load_kubeconfig(path, context=context)
     try:
         single = config.get(context_name=context)
+        if single is None:
+            raise ValueError("no context to use")
         return AsyncClient(
-            single, field_manager=field_manager, timeout=httpx2.Timeout(timeout_s), trust_env=False
+            single,
+            field_manager=field_manager,
+            timeout=httpx2.Timeout(timeout_s),
+            trust_env=False,
+            transport=pooled_transport(single),
         )
     except Exception as exc:
         raise KubeconfigError(f"kubeconfig {path}: {_describe(exc)}") from exc
+
+
+def pooled_transport(config: SingleConfig) -> httpx2.AsyncHTTPTransport:
+    """The transport lightkube would build (same TLS verification and client certificate), with pool limits
+    sized for many long watches beside many concurrent requests."""
+    if config.user is None:
+        raise ValueError("the context names no user")
+    verify = verify_cluster(config.cluster, config.user, config.abs_file, trust_env=False)
+    limits = httpx2.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS)
+    return httpx2.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
 
 
 def _describe(exc: BaseException) -> str:

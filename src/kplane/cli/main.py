@@ -18,12 +18,14 @@ from kplane.cli import dra as dra_cmd
 from kplane.cli import gpu as gpu_cmd
 from kplane.cli import rgd as rgd_cmd
 from kplane.cli import up as up_cmd
+from kplane.cli import upgrade as upgrade_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kplane: a Kubernetes platform control plane that starts on a laptop.")
 app.add_typer(dra_cmd.app, name="dra")
 app.add_typer(gpu_cmd.app, name="gpu")
 app.add_typer(rgd_cmd.app, name="rgd")
+app.add_typer(upgrade_cmd.app, name="upgrade")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

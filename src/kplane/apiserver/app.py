@@ -7,6 +7,7 @@ as a ``Status`` body; nothing raised inside a handler reaches the client as a tr
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -52,6 +53,7 @@ class ApiApp:
         self.openapi = OpenAPICache(registry, profile.minor, crd_schemas)
         self.scale = ScaleService(service)
         self.ready = True
+        self.stopping = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -203,7 +205,7 @@ class ApiApp:
         verb = self._verb(ctx)
         self._check_subresource(ctx, verb)
         if verb == "watch":
-            await serve_watch(self.service, ctx, send, receive)
+            await serve_watch(self.service, ctx, send, receive, stopping=self.stopping)
             return None
         handler = {
             "get": self.service.get, "list": self.service.list, "create": self.service.create,

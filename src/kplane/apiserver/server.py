@@ -203,14 +203,27 @@ class _Server(uvicorn.Server):
     logging a storm of broken watches.
     """
 
-    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], Awaitable[None]] | None) -> None:
+    def __init__(self, config: uvicorn.Config, app: ApiApp,
+                 before_shutdown: Callable[[], Awaitable[None]] | None) -> None:
         super().__init__(config)
+        self._app = app
         self._before_shutdown = before_shutdown
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._before_shutdown is not None:
             await self._before_shutdown()
+        self._app.stopping.set()
+        self._abort_idle_connections()
         await super().shutdown(sockets)
+
+    def _abort_idle_connections(self) -> None:
+        """Idle keep-alive connections are dropped at once: a polite TLS close waits for the peer's
+        close_notify and would hold a restart for the whole graceful-shutdown timeout."""
+        for connection in list(self.server_state.connections):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if transport is not None and (cycle is None or cycle.response_complete):
+                transport.abort()
 
 
 async def serve(options: ServerOptions, *, ready: asyncio.Event | None = None,
@@ -229,7 +242,7 @@ async def serve(options: ServerOptions, *, ready: asyncio.Event | None = None,
     config = uvicorn.Config(app, log_level="warning", lifespan="off", http=protocol, loop="none",
                             timeout_keep_alive=120, access_log=False,
                             timeout_graceful_shutdown=1)
-    uv = _Server(config, before_shutdown)
+    uv = _Server(config, app, before_shutdown)
     assert server.store is not None
     write_kubeconfig(options.data_dir, options.host, port, certs, read_or_create_token(options.data_dir))
     if ready is not None:

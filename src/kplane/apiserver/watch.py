@@ -61,7 +61,7 @@ def translate(event: Event, predicate: Callable[[Obj], bool] | None) -> tuple[st
 
 
 async def serve_watch(service: ResourceService, ctx: RequestContext, send: Send, receive: Receive,
-                      settings: type[WatchSettings] = WatchSettings) -> None:
+                      settings: type[WatchSettings] = WatchSettings, stopping: asyncio.Event | None = None) -> None:
     rtype = ctx.rtype
     store = service.store
     predicate, _ = service.selector_predicate(ctx)
@@ -116,7 +116,7 @@ async def serve_watch(service: ResourceService, ctx: RequestContext, send: Send,
         return
     if chunks:
         await _send_chunk(send, b"".join(chunks))
-    disconnected = asyncio.ensure_future(_wait_disconnect(receive))
+    disconnected = asyncio.ensure_future(_wait_disconnect(receive, stopping))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration
     last = since
@@ -174,7 +174,20 @@ async def _send_chunk(send: Send, data: bytes) -> None:
     await send({"type": "http.response.body", "body": data, "more_body": True})
 
 
-async def _wait_disconnect(receive: Receive) -> None:
+async def _wait_disconnect(receive: Receive, stopping: asyncio.Event | None) -> None:
+    """Ends when the client goes away or the server begins to shut down (watches end cleanly then)."""
+    client_gone = asyncio.ensure_future(_client_gone(receive))
+    waits: set[asyncio.Future[Any]] = {client_gone}
+    if stopping is not None:
+        waits.add(asyncio.ensure_future(stopping.wait()))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
+async def _client_gone(receive: Receive) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":

@@ -25,6 +25,7 @@ from kplane.apiserver.openapi_cache import CrdSchemas, OpenAPICache
 from kplane.apiserver.registry import Registry
 from kplane.apiserver.request import Query, parse_resource_path, split_path
 from kplane.apiserver.scale import ScaleService
+from kplane.apiserver.tokens import ServiceAccountTokens
 from kplane.apiserver.watch import serve_watch
 from kplane.versions.profile import VersionProfile
 
@@ -43,7 +44,7 @@ class ApiApp:
 
     def __init__(self, *, service: ResourceService, registry: Registry, profile: VersionProfile,
                  token: str, metrics: ServerMetrics, version_info: dict[str, Any],
-                 crd_schemas: CrdSchemas) -> None:
+                 crd_schemas: CrdSchemas, tokens: ServiceAccountTokens | None = None) -> None:
         self.service = service
         self.registry = registry
         self.profile = profile
@@ -54,6 +55,7 @@ class ApiApp:
         self.scale = ScaleService(service)
         self.ready = True
         self.stopping = asyncio.Event()
+        self.tokens = tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -99,7 +101,10 @@ class ApiApp:
         auth = headers.get("authorization", "")
         if not auth.lower().startswith("bearer "):
             return False
-        return hmac.compare_digest(auth[7:].strip().encode(), self.token)
+        presented = auth[7:].strip()
+        if hmac.compare_digest(presented.encode(), self.token):
+            return True
+        return self.tokens is not None and self.tokens.authenticate(presented) is not None
 
     async def _send(self, send: Send, response: Response) -> None:
         body = response.raw if response.raw is not None else orjson.dumps(response.body)
@@ -214,6 +219,8 @@ class ApiApp:
         }[verb]
         if path.subresource == "binding":
             handler = self.service.bind
+        if path.subresource == "token":
+            handler = self._token_request
         if path.subresource == "scale":
             handler = {"get": self.scale.get, "update": self.scale.update, "patch": self.scale.patch}[verb]
         response = await handler(ctx)
@@ -221,6 +228,13 @@ class ApiApp:
             response.headers.extend(
                 (b"warning", f'299 - "{w}"'.encode()) for w in ctx.warnings)
         return response, verb, rtype.plural
+
+    async def _token_request(self, ctx: RequestContext) -> Response:
+        if self.tokens is None:
+            raise status.StatusError(404, "NotFound", "the server could not find the requested resource")
+        account = self.service._current(ctx)
+        request = codec.decode_object(ctx.body, ctx.content_type)
+        return Response(201, self.tokens.issue(ctx.path.namespace or "", account, request))
 
     @staticmethod
     def _verb(ctx: RequestContext) -> str:
@@ -231,7 +245,7 @@ class ApiApp:
                 return "watch"
             return "list" if collection else "get"
         if method == "POST":
-            if not collection and ctx.path.subresource != "binding":
+            if not collection and ctx.path.subresource not in ("binding", "token"):
                 raise status.method_not_allowed()
             return "create"
         if method == "DELETE":
@@ -249,9 +263,9 @@ class ApiApp:
             if verb not in ctx.rtype.verbs and not (verb == "watch" and "list" in ctx.rtype.verbs):
                 raise status.method_not_allowed()
             return
-        if sub not in ctx.rtype.subresources or sub not in ("status", "scale", "finalize", "binding"):
+        if sub not in ctx.rtype.subresources or sub not in ("status", "scale", "finalize", "binding", "token"):
             raise status.StatusError(404, "NotFound", "the server could not find the requested resource")
-        if sub == "binding":
+        if sub in ("binding", "token"):
             if verb != "create":
                 raise status.method_not_allowed()
             return

@@ -36,6 +36,7 @@ from kplane.apiserver.registry import Registry
 from kplane.apiserver.request import ApiPath, Query
 from kplane.apiserver.tls import CertPaths, ensure_certificates
 from kplane.apiserver.tls_sniff import server_ssl_context, sniffing_protocol
+from kplane.apiserver.tokens import ServiceAccountTokens
 from kplane.storage import Store
 from kplane.versions.builtin_schemas import schema_for_kind
 from kplane.versions.profile import VersionProfile, load_profile
@@ -147,8 +148,16 @@ class ControlPlaneServer:
         token = read_or_create_token(data_dir)
         version_info = self.profile.version_info()
         metrics = ServerMetrics(self.profile.gates, version_info)
+        accounts = self.registry.resolve("", "v1", "serviceaccounts")
+        store = self.store
+
+        def service_account(namespace: str, name: str) -> dict[str, Any] | None:
+            return store.get(accounts.key(namespace, name)) if accounts is not None else None
+
+        tokens = ServiceAccountTokens(data_dir / "pki" / "sa.key", service_account)
         self.app = ApiApp(service=service, registry=self.registry, profile=self.profile, token=token,
-                          metrics=metrics, version_info=version_info, crd_schemas=self.crds.schemas)
+                          metrics=metrics, version_info=version_info, crd_schemas=self.crds.schemas,
+                          tokens=tokens)
         self._compactor = asyncio.create_task(self._compact_forever(), name="compaction")
         return self.app
 

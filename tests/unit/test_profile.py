@@ -13,7 +13,7 @@ REQUIRED = {
     ("", "v1", "namespaces"): ("Namespace", False, {"status", "finalize"}),
     ("", "v1", "configmaps"): ("ConfigMap", True, set()),
     ("", "v1", "secrets"): ("Secret", True, set()),
-    ("", "v1", "serviceaccounts"): ("ServiceAccount", True, set()),
+    ("", "v1", "serviceaccounts"): ("ServiceAccount", True, {"token"}),
     ("", "v1", "events"): ("Event", True, set()),
     ("", "v1", "pods"): ("Pod", True, {"status", "binding"}),
     ("", "v1", "nodes"): ("Node", False, {"status"}),

@@ -110,7 +110,10 @@ def test_served_apis_follow_the_emulated_version() -> None:
     old = {(r.group, r.version) for r in load_profile("1.34", "1.31").resources}
     assert ("flowcontrol.apiserver.k8s.io", "v1beta3") in old  # removed in 1.32, back when emulating 1.31
     assert ("flowcontrol.apiserver.k8s.io", "v1beta3") not in newest
-    assert ("storage.k8s.io", "v1") in newest and ("storage.k8s.io", "v1") not in old  # GA in 1.34
+    newest_kinds = {(r.group, r.version, r.kind) for r in load_profile("1.34").resources}
+    old_kinds = {(r.group, r.version, r.kind) for r in load_profile("1.34", "1.31").resources}
+    vac = ("storage.k8s.io", "v1", "VolumeAttributesClass")
+    assert vac in newest_kinds and vac not in old_kinds  # GA in 1.34
     assert "flowcontrol.apiserver.k8s.io/v1beta3" in apis.served_group_versions(31)
     assert "resource.k8s.io/v1" in apis.served_group_versions(34)
     assert "resource.k8s.io/v1beta2" not in apis.served_group_versions(34)  # beta: off by default

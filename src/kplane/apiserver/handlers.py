@@ -526,6 +526,20 @@ class ResourceService:
         return self._respond(ctx, code, obj)
 
     async def _delete_one(self, ctx: RequestContext, old: Obj, options: Obj) -> tuple[int, Obj]:
+        """Delete with the object as last read; a concurrent write (a status update racing the delete) makes
+        it read again and retry, as upstream's GuaranteedUpdate does. Preconditions are checked on every read."""
+        key = ctx.rtype.key(old["metadata"].get("namespace"), old["metadata"]["name"])
+        for _ in range(PATCH_RETRIES):
+            try:
+                return await self._delete_attempt(ctx, old, options)
+            except RevisionConflictError:
+                current = self.store.get(key)
+                if current is None:
+                    raise self._not_found(ctx.rtype, old["metadata"]["name"]) from None
+                old = current
+        raise status.conflict(ctx.rtype.plural, ctx.rtype.group, old["metadata"]["name"], status.MODIFIED)
+
+    async def _delete_attempt(self, ctx: RequestContext, old: Obj, options: Obj) -> tuple[int, Obj]:
         rtype = ctx.rtype
         name = old["metadata"]["name"]
         pre = options.get("preconditions") or {}
@@ -554,7 +568,7 @@ class ResourceService:
             key = rtype.key(old["metadata"].get("namespace"), name)
             try:
                 return 200, await self.store.delete(key, expected_revision=int(old["metadata"]["resourceVersion"]))
-            except (KeyNotFoundError, RevisionConflictError):
+            except KeyNotFoundError:
                 raise self._not_found(rtype, name) from None
         if old["metadata"].get("deletionTimestamp") and finalizers == old["metadata"].get("finalizers", []):
             return 202 if graceful else 200, old
@@ -569,8 +583,8 @@ class ResourceService:
         key = rtype.key(old["metadata"].get("namespace"), name)
         try:
             stored = await self.store.update(key, new, expected_revision=int(old["metadata"]["resourceVersion"]))
-        except (KeyNotFoundError, RevisionConflictError):
-            raise status.conflict(rtype.plural, rtype.group, name, status.MODIFIED) from None
+        except KeyNotFoundError:
+            raise self._not_found(rtype, name) from None
         return 200, stored
 
     @staticmethod

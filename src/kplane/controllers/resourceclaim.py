@@ -40,6 +40,10 @@ POD_CLAIM_NAME = "resource.kubernetes.io/pod-claim-name"
 FINALIZER = "resource.kubernetes.io/delete-protection"
 GENERATE_NAME_MAX = 57  # 63 minus the hyphen and five random characters the API server appends
 DONE_PHASES = ("Succeeded", "Failed")
+# Each reconcile is a couple of API round trips (create the claim, record it in the pod's status), so the
+# workers are what bounds how fast claims appear; kube-controller-manager runs this controller with 50
+# (cmd/kube-controller-manager/app/core.go defaultResourceClaimControllerWorkers: 10 at first, then 50).
+WORKERS = 50
 
 Obj = Mapping[str, Any]
 
@@ -146,16 +150,30 @@ def plan_claim(claim: Obj, pod_of: Callable[[str], Obj | None]) -> ClaimPlan:
     if len(kept) != len(reserved):
         plan.reserved_for = kept
     finalizers = _meta(claim).get("finalizers") or ()
+    deleting = bool(_meta(claim).get("deletionTimestamp"))
+    owner = owning_pod_uid(claim)
+    pod = None if owner is None else next(
+        (p for p in (pod_of(str(r.get("name"))) for r in _meta(claim).get("ownerReferences") or ()
+                     if r.get("uid") == owner) if p is not None), None)
     if not kept:
         plan.deallocate = bool(status.get("allocation"))
-        plan.remove_finalizer = FINALIZER in finalizers
-    owner = owning_pod_uid(claim)
-    if owner is not None and not _meta(claim).get("deletionTimestamp"):
-        pod = next((p for p in (pod_of(str(r.get("name"))) for r in _meta(claim).get("ownerReferences") or ()
-                                if r.get("uid") == owner) if p is not None), None)
+        plan.remove_finalizer = FINALIZER in finalizers and not (
+            not deleting and not reserved and not status.get("allocation") and pod is not None
+            and awaiting_node(pod, owner))
+    if owner is not None and not deleting:
         gone = pod is None or _meta(pod).get("uid") != owner
         plan.delete = not kept and (gone or is_pod_done(pod or {}))
     return plan
+
+
+def awaiting_node(pod: Obj, uid: str | None) -> bool:
+    """Whether the scheduler may be allocating this pod's claim right now. It writes the delete-protection
+    finalizer before the allocation (PreBind), so an unallocated, unreserved claim of such a pod may be between
+    those two writes; taking the finalizer away then only makes the scheduler's allocation write conflict and
+    retry. Upstream's controller removes the finalizer only when the last reservation goes or the claim is
+    being deleted (pkg/controller/resourceclaim/controller.go syncClaim)."""
+    return (_meta(pod).get("uid") == uid and not is_pod_done(pod) and not (pod.get("spec") or {}).get("nodeName")
+            and not _meta(pod).get("deletionTimestamp"))
 
 
 def _dicts(objs: Any) -> list[dict[str, Any]]:
@@ -200,7 +218,7 @@ def pod_controller(client: AsyncClient, informers: SharedInformers) -> Controlle
         return None
 
     controller = Controller("resourceclaim-pods", client, Pod, kube.skip_terminating_namespace(reconcile),
-                            informers=informers, workers=2)
+                            informers=informers, workers=WORKERS)
     claims = kube.ensure_owner_index(controller.owns(ResourceClaim))
 
     def pods_using(template: Any) -> list[str]:
@@ -257,7 +275,8 @@ def claim_controller(client: AsyncClient, informers: SharedInformers) -> Control
             raise
         return None
 
-    controller = Controller("resourceclaim", client, ResourceClaim, reconcile, informers=informers, workers=2)
+    controller = Controller("resourceclaim", client, ResourceClaim, reconcile, informers=informers,
+                            workers=WORKERS)
     pods = controller.watches(Pod, pod_claim_keys)
     return controller
 

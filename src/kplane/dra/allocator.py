@@ -40,10 +40,11 @@ from kplane.dra.model import (
     claim_key,
     claim_requests,
 )
-from kplane.dra.pools import NodeSelectorError, Pool, gather_pools, merge_requirements, node_matches
+from kplane.dra.pools import NodeSelectorError, Pool, SliceIndex, gather_pools, merge_requirements, node_matches
 from kplane.dra.selectors import compile_selector, device_variable, matches
 
-__all__ = ["AllocatedState", "AllocationOutcome", "DeviceID", "Features", "Slice", "allocate", "parse_slices"]
+__all__ = ["AllocatedState", "AllocationOutcome", "DeviceID", "Features", "Slice", "SliceIndex", "allocate",
+           "parse_slices"]
 
 
 @dataclass
@@ -557,21 +558,24 @@ class _Search:
         return {"nodeSelectorTerms": [merged]}
 
 
-def allocate(node: Obj | None, claims: Sequence[Obj], slices: Sequence[Obj | Slice],
+def allocate(node: Obj | None, claims: Sequence[Obj], slices: Sequence[Obj | Slice] | SliceIndex,
              classes: Sequence[Obj] | Mapping[str, Obj], allocated: AllocatedState | None = None,
              features: Features | None = None, *, timeout_s: float | None = None) -> AllocationOutcome:
     """Allocate devices for all ``claims`` on ``node`` together, or explain why not.
 
-    ``slices`` are all slices of the cluster (dicts or :func:`parse_slices` views); ``classes`` DeviceClass
-    dicts (a list, or a mapping by name); ``allocated`` what other claims hold; ``features`` default to all
-    off, as upstream's test table. Never raises for bad input: that is an ``error`` outcome."""
+    ``slices`` are all slices of the cluster (dicts, :func:`parse_slices` views, or a :class:`SliceIndex` of
+    them, which also remembers each node's pools); ``classes`` DeviceClass dicts (a list, or a mapping by
+    name); ``allocated`` what other claims hold; ``features`` default to all off, as upstream's test table.
+    Never raises for bad input: that is an ``error`` outcome."""
     features = features or Features()
     by_name = classes if isinstance(classes, Mapping) else {
         (c.get("metadata") or {}).get("name") or "": c for c in classes}
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
-        views = parse_slices(slices)
-        pools = gather_pools(node, views, features)
+        if isinstance(slices, SliceIndex):
+            pools = slices.pools(node, features)
+        else:
+            pools = gather_pools(node, parse_slices(slices), features)
     except (InvalidInput, NodeSelectorError) as err:
         return AllocationOutcome(error=f"gather pool information: {err}")
     search = _Search(node, claims, pools, by_name, allocated or AllocatedState(), features, deadline)

@@ -171,10 +171,52 @@ def _build(driver: str, name: str, slices: list[Slice], features: Features, all_
     return pool
 
 
-def gather_pools(node: Obj | None, slices: Sequence[Slice], features: Features) -> list[Pool]:
+class SliceIndex:
+    """A cluster's parsed slices, indexed so that a node's pools cost what its own slices cost.
+
+    A scheduler tries every node for every pod; scanning all slices per node makes that quadratic in the
+    number of nodes. A slice that names another node (and defines no shared counters) can never be relevant
+    (``_relevant``), so only the node's own slices and the node-independent ones are looked at. The pools of
+    a node are remembered per node object and feature set: :class:`Pool` is read-only to the allocator, and
+    the index itself is immutable (build a new one when slices change)."""
+
+    def __init__(self, slices: Sequence[Slice]) -> None:
+        self.slices: tuple[Slice, ...] = tuple(slices)
+        self._by_node: dict[str, list[Slice]] = {}
+        self._general: list[Slice] = []
+        self._by_pool: dict[tuple[str, str], list[Slice]] = {}
+        for s in self.slices:
+            if s.node_name and not s.counter_sets:
+                self._by_node.setdefault(s.node_name, []).append(s)
+            else:
+                self._general.append(s)
+            self._by_pool.setdefault((s.driver, s.pool), []).append(s)
+        self._pools: dict[str, tuple[Obj | None, Features, list[Pool]]] = {}
+
+    def candidates(self, node: Obj | None) -> list[Slice]:
+        """Every slice that may be relevant to ``node`` (a superset of those ``_relevant`` accepts)."""
+        name = str(((node or {}).get("metadata") or {}).get("name") or "")
+        return [*self._by_node.get(name, ()), *self._general] if name else list(self._general)
+
+    def of_pool(self, driver: str, pool: str) -> list[Slice]:
+        return list(self._by_pool.get((driver, pool), ()))
+
+    def pools(self, node: Obj | None, features: Features) -> list[Pool]:
+        """``gather_pools`` for ``node``, computed once per node object (compared by identity)."""
+        name = str(((node or {}).get("metadata") or {}).get("name") or "")
+        known = self._pools.get(name)
+        if known is not None and known[0] is node and known[1] == features:
+            return known[2]
+        pools = gather_pools(node, self, features)
+        self._pools[name] = (node, features, pools)
+        return pools
+
+
+def gather_pools(node: Obj | None, slices: Sequence[Slice] | SliceIndex, features: Features) -> list[Pool]:
     """The pools usable on ``node``, in allocation order; NodeSelectorError for a selector upstream refuses."""
+    index = slices if isinstance(slices, SliceIndex) else SliceIndex(slices)
     candidates = [
-        s for s in slices
+        s for s in index.candidates(node)
         if (features.partitionable_devices or not s.uses_partitionable_fields) and _relevant(s, node)
     ]
     plain: list[Pool] = []
@@ -183,7 +225,7 @@ def gather_pools(node: Obj | None, slices: Sequence[Slice], features: Features) 
         generation, wanted = pool_slices[0].generation, pool_slices[0].slice_count
         all_of_pool: list[Slice] | None = None
         if len(pool_slices) != wanted:
-            same = [s for s in slices if s.driver == driver and s.pool == name]
+            same = index.of_pool(driver, name)
             if any(s.generation > generation for s in same):
                 continue
             all_of_pool = [s for s in same if s.generation == generation]

@@ -17,9 +17,11 @@ Reasons are upstream's texts: "cannot allocate all claims", "resourceclaim not a
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from lightkube import AsyncClient
@@ -27,9 +29,11 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.resource_v1 import DeviceClass, ResourceClaim, ResourceSlice
 from lightkube.types import PatchType
 
-from kplane.dra.allocator import AllocatedState, AllocationOutcome, Slice, allocate, parse_slices
+from kplane.dra.allocator import AllocatedState, AllocationOutcome, Slice, SliceIndex, allocate
 from kplane.dra.features import Features, features_for
-from kplane.runtime import EventHandler, SharedInformers
+from kplane.dra.tracking import AllocationTracker, OutcomeMemo, claims_fingerprint
+from kplane.runtime import EventHandler, SharedInformers, key_of
+from kplane.runtime.objects import resource_version_of
 from kplane.scheduler.placement import FilterStatus, NodeInfo, PodInfo, term_matches
 
 log = logging.getLogger(__name__)
@@ -134,18 +138,30 @@ def allocation_fits_node(claim: Obj, node: NodeInfo) -> bool:
 
 @dataclass
 class PodClaims:
-    """One pod's claims for one scheduling attempt (upstream's cycle state)."""
+    """One pod's claims for one scheduling attempt (upstream's cycle state). With a `memo` and `tracker`
+    (and `slices` a :class:`SliceIndex`), a node's answer is reused while nothing it depends on changed."""
 
     pod: Obj
     claims: Sequence[Obj]
     to_allocate: Sequence[Obj]
-    slices: list[Slice]
+    slices: Sequence[Slice] | SliceIndex
     classes: Mapping[str, Obj]
     allocated: AllocatedState
     features: Features
     allocate: AllocateFn = allocate
     results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    memo: OutcomeMemo | None = None
+    tracker: AllocationTracker | None = None
+
+    @cached_property
+    def _fingerprint(self) -> bytes:
+        return claims_fingerprint(self.to_allocate)
+
+    def _remembered(self) -> tuple[OutcomeMemo, AllocationTracker, SliceIndex] | None:
+        if self.memo is None or self.tracker is None or not isinstance(self.slices, SliceIndex):
+            return None
+        return self.memo, self.tracker, self.slices
 
     def filter(self, _pod: PodInfo, node: NodeInfo) -> FilterStatus | None:
         for claim in self.claims:
@@ -153,16 +169,29 @@ class PodClaims:
                 return FilterStatus((REASON_NOT_ON_NODE,), unresolvable=True)
         if not self.to_allocate:
             return None
-        outcome = self.allocate(node.node, self.to_allocate, self.slices, self.classes, self.allocated,
-                                self.features)
-        if outcome.results is not None and len(outcome.results) == len(self.to_allocate):
-            self.results[node.name] = outcome.results
+        remembered = self._remembered()
+        known, results = False, None
+        if remembered is not None:
+            memo, tracker, index = remembered
+            known, results = memo.get(node.name, self._fingerprint, node.node, index, self.classes, self.features,
+                                      tracker)
+        if not known:
+            outcome = self.allocate(node.node, self.to_allocate, self.slices, self.classes, self.allocated,
+                                    self.features)
+            if outcome.error and not outcome.node_failure:
+                # Upstream turns this into a scheduling error for the whole pod; kplane reports it per node so
+                # the event shows the allocator's text instead of retrying silently.
+                self.errors[node.name] = outcome.error
+                return FilterStatus((outcome.error,), unresolvable=True)
+            complete = outcome.results is not None and len(outcome.results) == len(self.to_allocate)
+            results = outcome.results if complete else None
+            if remembered is not None and not outcome.error:
+                memo, tracker, index = remembered
+                memo.put(node.name, self._fingerprint, node.node, index, self.classes, self.features, tracker,
+                         results)
+        if results is not None:
+            self.results[node.name] = results
             return None
-        if outcome.error and not outcome.node_failure:
-            # Upstream turns this into a scheduling error for the whole pod; kplane reports it per node so the
-            # event shows the allocator's text instead of retrying silently.
-            self.errors[node.name] = outcome.error
-            return FilterStatus((outcome.error,), unresolvable=True)
         return FilterStatus((REASON_CANNOT_ALLOCATE,), unresolvable=True)
 
 
@@ -171,15 +200,35 @@ def claim_key(claim: Obj) -> str:
     return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
+def owner_pod_key(claim: Obj) -> str | None:
+    """The pod a generated claim belongs to (its controlling owner), as a queue key."""
+    for ref in _meta(claim).get("ownerReferences") or ():
+        if ref.get("controller") and ref.get("kind") == "Pod" and ref.get("apiVersion") == "v1":
+            return f"{_meta(claim).get('namespace')}/{ref.get('name')}"
+    return None
+
+
+def _allocation(claim: Obj | None) -> Any:
+    return ((claim or {}).get("status") or {}).get("allocation")
+
+
 def _plain(obj: Any) -> dict[str, Any]:
     return dict(obj) if isinstance(obj, Mapping) else obj.to_dict()
 
 
 class DraPlugin:
-    """The informers, in-flight allocations and writes behind :class:`PodClaims`."""
+    """The informers, in-flight allocations and writes behind :class:`PodClaims`.
+
+    Everything a pod's attempt needs is kept current from informer events instead of being rebuilt per pod:
+    claims as plain dicts, the allocated state (:class:`AllocationTracker`), slices parsed once per
+    resourceVersion into a :class:`SliceIndex`, the class mapping, and the allocator's answers per node
+    (:class:`OutcomeMemo`). A claim change wakes only the pod it belongs to (`on_claim`, a queue key), unless
+    it gives devices back or belongs to no pod, which wakes every waiting pod (`on_change`), as upstream's
+    queueing hints for claim events do."""
 
     def __init__(self, client: AsyncClient, informers: SharedInformers, on_change: Callable[[], None], *,
-                 features: Features | None = None, allocate_fn: AllocateFn = allocate) -> None:
+                 features: Features | None = None, allocate_fn: AllocateFn = allocate,
+                 on_claim: Callable[[str], None] | None = None) -> None:
         self.client = client
         self.claims = informers.get(ResourceClaim)
         self.slices = informers.get(ResourceSlice)
@@ -187,7 +236,14 @@ class DraPlugin:
         self.features = features or features_for(version="1.36")
         self.allocate_fn = allocate_fn
         self._on_change = on_change
+        self._on_claim = on_claim
         self._in_flight: dict[str, dict[str, Any]] = {}
+        self._cached_claims: dict[str, dict[str, Any]] = {}
+        self._tracker = AllocationTracker()
+        self._memo = OutcomeMemo()
+        self._parsed: dict[str, tuple[str, Slice]] = {}
+        self._index: SliceIndex | None = None
+        self._class_map: dict[str, Obj] | None = None
         self._started = False
 
     async def _start(self) -> None:
@@ -196,29 +252,93 @@ class DraPlugin:
         if self._started:
             return
         self._started = True
-        handler = EventHandler(lambda _: self._on_change(), self._claim_updated, lambda _: self._on_change())
+        self.claims.add_handler(EventHandler(self._claim_added, self._claim_updated, self._claim_deleted))
+        self.slices.add_handler(EventHandler(lambda _: self._slices_changed(),
+                                             lambda _old, _new: self._slices_changed(),
+                                             lambda _: self._slices_changed()))
+        self.classes.add_handler(EventHandler(lambda _: self._classes_changed(),
+                                              lambda _old, _new: self._classes_changed(),
+                                              lambda _: self._classes_changed()))
         for informer in (self.claims, self.slices, self.classes):
             informer.start()
-            informer.add_handler(handler)
         for informer in (self.claims, self.slices, self.classes):
             await informer.wait_synced()
 
+    # --- informer events ---------------------------------------------------------------------------------
+
+    def _claim_added(self, obj: Any) -> None:
+        claim = _plain(obj)
+        key = claim_key(claim)
+        self._cached_claims[key] = claim
+        self._refresh(key)
+        self._wake(None, claim)
+
     def _claim_updated(self, _old: Any, new: Any) -> None:
         claim = _plain(new)
-        if (claim.get("status") or {}).get("allocation"):
-            self._in_flight.pop(claim_key(claim), None)
+        key = claim_key(claim)
+        before = self._cached_claims.get(key)
+        self._cached_claims[key] = claim
+        if _allocation(claim):
+            self._in_flight.pop(key, None)
+        self._refresh(key)
+        self._wake(before, claim)
+
+    def _claim_deleted(self, obj: Any) -> None:
+        key = key_of(obj)
+        before = self._cached_claims.pop(key, None)
+        self._refresh(key)
+        self._wake(before, None)
+
+    def _wake(self, before: Obj | None, after: Obj | None) -> None:
+        pod = owner_pod_key(after or before or {})
+        freed = bool(_allocation(before)) and not _allocation(after)
+        if freed or pod is None or self._on_claim is None:
+            self._on_change()
+        else:
+            self._on_claim(pod)
+
+    def _slices_changed(self) -> None:
+        self._index = None
+        self._memo.clear()
         self._on_change()
+
+    def _classes_changed(self) -> None:
+        self._class_map = None
+        self._memo.clear()
+        self._on_change()
+
+    def _refresh(self, key: str) -> None:
+        self._tracker.set(key, self._in_flight.get(key) or self._cached_claims.get(key))
+
+    # --- snapshots ---------------------------------------------------------------------------------------
 
     def _claim(self, namespace: str, name: str) -> Obj | None:
         key = f"{namespace}/{name}"
-        if key in self._in_flight:
-            return self._in_flight[key]
-        cached = self.claims.store.get(key)
-        return None if cached is None else _plain(cached)
+        return self._in_flight.get(key) or self._cached_claims.get(key)
+
+    def _classes(self) -> dict[str, Obj]:
+        if self._class_map is None:
+            self._class_map = {str(_meta(c).get("name")): c for c in (_plain(x) for x in self.classes.store.list())}
+        return self._class_map
+
+    def _slice_index(self) -> SliceIndex:
+        """All slices, each parsed once per resourceVersion. Raises InvalidInput for a slice that cannot be
+        parsed (and tries again next time)."""
+        if self._index is None:
+            parsed: dict[str, tuple[str, Slice]] = {}
+            for obj in self.slices.store.list():
+                key, version = key_of(obj), resource_version_of(obj)
+                known = self._parsed.get(key)
+                parsed[key] = known if known is not None and version and known[0] == version else (
+                    version, Slice.parse(_plain(obj)))
+            self._parsed = parsed
+            self._index = SliceIndex([s for _, s in parsed.values()])
+        return self._index
 
     async def prepare(self, pod: Obj) -> PodClaims | Wait | None:
         """PreFilter. Everything after the first await is synchronous, so the snapshot it takes and the
-        placement and reservation that follow see no other pod's changes in between."""
+        placement and reservation that follow see no other pod's changes in between (which is also why the
+        live allocated state can be handed out rather than a copy)."""
         if not (pod.get("spec") or {}).get("resourceClaims"):
             return None
         await self._start()
@@ -226,35 +346,42 @@ class DraPlugin:
         claims = resolve_claims(pod, lambda name: self._claim(namespace, name))
         if isinstance(claims, Wait):
             return claims
-        classes = {str(_meta(c).get("name")): c for c in (_plain(x) for x in self.classes.store.list())}
+        classes = self._classes()
         to_allocate = [c for c in claims if not (c.get("status") or {}).get("allocation")]
         for claim in to_allocate:
             missing = missing_class(claim, classes)
             if missing:
                 return Wait(missing, event=True)
-        all_claims = {claim_key(c): c for c in (_plain(x) for x in self.claims.store.list())}
-        all_claims.update(self._in_flight)
-        slices = parse_slices([_plain(s) for s in self.slices.store.list()]) if to_allocate else []
-        return PodClaims(pod, claims, to_allocate, slices, classes,
-                         AllocatedState.from_claims(list(all_claims.values())), self.features, self.allocate_fn)
+        slices = self._slice_index() if to_allocate else SliceIndex(())
+        return PodClaims(pod, claims, to_allocate, slices, classes, self._tracker.state, self.features,
+                         self.allocate_fn, memo=self._memo, tracker=self._tracker)
 
     def reserve(self, state: PodClaims, node: str) -> list[dict[str, Any]]:
-        """Reserve: the claims as they are to be written, each recorded as in flight."""
+        """Reserve: the claims as they are to be written, each recorded as in flight. The allocations are
+        copied, as the memo may hand the same answer to a later pod placed elsewhere."""
         allocations = iter(state.results.get(node, ()))
         planned = []
         for claim in state.claims:
             status = dict(claim.get("status") or {})
             if not status.get("allocation"):
-                status["allocation"] = next(allocations)
+                status["allocation"] = copy.deepcopy(next(allocations))
             if not is_reserved_for(claim, state.pod):
                 status["reservedFor"] = [*(status.get("reservedFor") or ()), pod_reference(state.pod)]
             planned.append({**claim, "status": status})
-            self._in_flight[claim_key(claim)] = planned[-1]
+            key = claim_key(claim)
+            self._in_flight[key] = planned[-1]
+            self._refresh(key)
         return planned
 
     def unreserve(self, planned: Sequence[Obj]) -> None:
+        """The devices planned for a pod that is not bound go back; pods waiting for them may fit now (upstream
+        moves all unschedulable pods after a failed binding)."""
         for claim in planned:
-            self._in_flight.pop(claim_key(claim), None)
+            key = claim_key(claim)
+            self._in_flight.pop(key, None)
+            self._refresh(key)
+        if planned:
+            self._on_change()
 
     async def prebind(self, state: PodClaims, planned: Sequence[Obj]) -> None:
         """PreBind: finalizer first (a claim being allocated must not vanish), then allocation and reservedFor,

@@ -40,7 +40,7 @@ CONTROLLER_NAME = "scheduler"
 REASON_FAILED_SCHEDULING = "FailedScheduling"
 REASON_UNSCHEDULABLE = "Unschedulable"  # core/v1 PodReasonUnschedulable
 RETRY_UNSCHEDULABLE_S = 300.0
-DEFAULT_WORKERS = 4
+DEFAULT_WORKERS = 16
 RESTART_DELAY_S = 1.0
 
 
@@ -109,7 +109,7 @@ class Scheduler:
             registry=registry,
         )
         node_informer = self.controller.watches(Node, lambda _: [])
-        self.dra = DraPlugin(client, self.controller.informers, self._retry_unschedulable)
+        self.dra = DraPlugin(client, self.controller.informers, self._retry_unschedulable, on_claim=self._retry_pod)
         self._handlers = [
             (self.controller.informer, EventHandler(self._pod_added, self._pod_updated, self._pod_deleted)),
             (node_informer, EventHandler(self._node_added, self._node_updated, self._node_deleted)),
@@ -171,6 +171,11 @@ class Scheduler:
 
     def _retry_unschedulable(self) -> None:
         for key in list(self._unschedulable):
+            self.controller.enqueue(key)
+
+    def _retry_pod(self, key: str) -> None:
+        """A change that concerns one pod only (e.g. its generated ResourceClaim appeared) retries just it."""
+        if key in self._unschedulable:
             self.controller.enqueue(key)
 
     # --- reconcile -------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -398,3 +399,164 @@ async def test_failed_commit_rolls_back_the_whole_group(
     updated = await store.update("/r/a", obj("a", v=3), expected_revision=1)
     assert rv(updated) == 2
     assert rv(await store.create("/r/b", obj("b"))) == 3
+
+
+# --- group commit -----------------------------------------------------------------------------
+
+
+def gate(monkeypatch: pytest.MonkeyPatch, name: str, calls: list[str]) -> threading.Event:
+    """Record calls of log.<name>; the first one blocks the writer thread until the event is set."""
+    from kplane.storage import log
+
+    real = getattr(log, name)
+    release = threading.Event()
+
+    def gated(conn: sqlite3.Connection, *args: Any) -> None:
+        calls.append(f"{name} {len(args[0]) if name == 'append' else args[1]}")
+        if len(calls) == 1:
+            release.wait(10)
+        real(conn, *args)
+
+    monkeypatch.setattr(log, name, gated)
+    return release
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("timed out")
+
+
+async def test_writes_queued_during_a_commit_share_the_next_one(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    release = gate(monkeypatch, "append", calls)
+    first = asyncio.ensure_future(store.create("/r/first", obj("first")))
+    await until(lambda: bool(calls))
+    rest = [asyncio.ensure_future(store.create(f"/r/{i}", obj(str(i)))) for i in range(50)]
+    await asyncio.sleep(0)
+    assert not first.done()  # not acknowledged before its commit returns
+    release.set()
+    created = await asyncio.gather(first, *rest)
+    assert calls == ["append 1", "append 50"]
+    assert [rv(c) for c in created] == list(range(1, 52))
+
+
+async def test_failed_checks_in_a_batch_consume_no_revision(store: Store) -> None:
+    await store.create("/r/a", obj("a"))
+    results = await asyncio.gather(
+        store.create("/r/a", obj("a")),
+        store.create("/r/b", obj("b")),
+        store.update("/r/missing", obj("m")),
+        store.update("/r/a", obj("a", v=2), expected_revision=1),
+        store.update("/r/a", obj("a", v=3), expected_revision=1),
+        store.delete("/r/b", expected_revision=2),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], KeyExistsError) and isinstance(results[2], KeyNotFoundError)
+    assert [rv(r) for r in (results[1], results[3], results[5])] == [2, 3, 4]  # type: ignore[arg-type]
+    assert isinstance(results[4], RevisionConflictError) and results[4].current_revision == 3
+    assert store.revision == 4 and store.get("/r/b") is None
+
+
+async def test_unencodable_object_in_a_batch_stages_nothing(store: Store) -> None:
+    results = await asyncio.gather(
+        store.create("/r/a", obj("a")),
+        store.create("/r/bad", {"metadata": {}, "bad": object()}),
+        store.create("/r/c", obj("c")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], TypeError)
+    assert [rv(r) for r in (results[0], results[2])] == [1, 2]  # type: ignore[arg-type]
+    assert store.get("/r/bad") is None
+
+
+async def test_failed_commit_fails_writes_staged_on_top_of_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes staged while a doomed commit runs build on it, so they must fail and roll back too."""
+    from kplane.storage import log
+
+    await store.create("/r/a", obj("a"))
+    await store.delete("/r/a")  # tombstone at 2
+    await store.create("/r/b", obj("b"))  # 3
+    real_append = log.append
+    release, entered = threading.Event(), threading.Event()
+
+    def broken(conn: sqlite3.Connection, rows: Any) -> None:
+        if entered.is_set():  # only the first commit fails; the writer must refuse what built on it
+            real_append(conn, rows)
+            return
+        entered.set()
+        release.wait(10)
+        raise sqlite3.OperationalError("disk full")
+
+    monkeypatch.setattr(log, "append", broken)
+    doomed = asyncio.ensure_future(store.create("/r/a", obj("a", v=2)))
+    await until(entered.is_set)  # the writer now waits inside the failing commit
+    on_top = [
+        asyncio.ensure_future(write)
+        for write in (store.delete("/r/a"), store.delete("/r/b"), store.create("/r/b", obj("b", v=2)))
+    ]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(doomed, *on_top, return_exceptions=True)
+    assert all(isinstance(r, StoreError) and "disk full" in str(r) for r in results)
+    monkeypatch.setattr(log, "append", real_append)
+    assert store.revision == 3 and store.get("/r/a") is None and rv(store.get("/r/b") or {}) == 3
+    with pytest.raises(KeyNotFoundError):
+        await store.delete("/r/a")
+    with pytest.raises(RevisionConflictError):
+        await store.update("/r/b", obj("b"), expected_revision=6)
+    again = await store.create("/r/a", obj("a", v=3))
+    assert rv(again) == 4
+    watch = store.watch("/r/", 0)
+    events = [await watch.__anext__() for _ in range(4)]
+    watch.close()
+    assert [(e.type, e.key, e.revision) for e in events] == [
+        ("ADDED", "/r/a", 1), ("DELETED", "/r/a", 2), ("ADDED", "/r/b", 3), ("ADDED", "/r/a", 4)
+    ]
+
+
+async def test_compaction_goes_in_bounded_steps(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kplane.storage import writer
+
+    await fill(store, ["a"])
+    for i in range(9):
+        await store.update("/r/a", obj("a", i=i))  # revision 10
+    monkeypatch.setattr(writer, "COMPACT_STEP", 3)
+    calls: list[str] = []
+    gate(monkeypatch, "compact_range", calls).set()
+    results = await asyncio.gather(store.compact(keep=0), store.create("/r/b", obj("b")))
+    assert results[0] == 10 and rv(results[1]) == 11
+    assert calls == ["compact_range 3", "compact_range 6", "compact_range 9", "compact_range 10"]
+    with pytest.raises(CompactedError):
+        store.list("/r/", revision=9)
+
+
+async def test_close_stops_a_running_compaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kplane.storage import writer
+
+    s = await Store.open(tmp_path / "db.sqlite")
+    for i in range(6):
+        await s.create(f"/r/{i}", obj(str(i)))
+        await s.delete(f"/r/{i}")
+    monkeypatch.setattr(writer, "COMPACT_STEP", 2)
+    calls: list[str] = []
+    release = gate(monkeypatch, "compact_range", calls)
+    compaction = asyncio.ensure_future(s.compact(keep=0))
+    await until(lambda: bool(calls))
+    closing = asyncio.ensure_future(s.close())
+    await asyncio.sleep(0)
+    release.set()
+    await closing
+    with pytest.raises(StoreError, match="closed before the compaction finished"):
+        await compaction
+    with pytest.raises(StoreError, match="closed"):
+        await s.compact(keep=0)
+    s = await Store.open(tmp_path / "db.sqlite")
+    assert s.compacted_revision == 2 and s.revision == 12
+    await s.close()

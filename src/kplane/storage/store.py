@@ -1,8 +1,9 @@
 """The revisioned store: current state in memory, history in an append-only SQLite log.
 
-Reads of the current state never touch SQLite; writes go to one writer thread and are acknowledged
-only once committed (and, with synchronous=FULL, fsynced). The loop-side state below changes only
-when the writer delivers a commit, so readers never see a revision before it is durable, nor a gap.
+Reads of the current state never touch SQLite. Writes are checked and numbered on the loop as they
+arrive (sequence.py), committed in groups by the writer thread (writer.py) and acknowledged only once
+committed (and, with synchronous=FULL, fsynced). The state readers see changes only when a commit is
+delivered, so they never see a revision before it is durable, nor a gap.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import contextlib
 import os
 import sqlite3
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -25,8 +27,9 @@ from kplane.storage.model import (
     ListResult,
     StoreError,
 )
+from kplane.storage.sequence import Sequencer, Staged, WriteKind
 from kplane.storage.watch import Watch, WatchHub
-from kplane.storage.writer import Committed, CompactOp, Item, StopOp, WriteOp, Writer
+from kplane.storage.writer import Committed, CompactOp, Item, StopOp, Writer
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -53,6 +56,8 @@ class Store:
         self._reader = reader
         self._lock_fd = lock_fd
         self._hub = WatchHub(watch_window, loaded.window_start, loaded.recent)
+        self._sequencer = Sequencer(loaded)
+        self._in_flight: deque[Staged] = deque()  # handed to the writer, not yet delivered; oldest first
         self._writer = Writer(writer_conn, loaded, self._loop, self._deliver)
         self._closing: asyncio.Future[Any] | None = None
         self._writer.start()
@@ -121,13 +126,13 @@ class Store:
         return ListResult(items, self._revision, last if more else None, remaining)
 
     async def create(self, key: str, obj: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self._write("create", key, _encode(obj), None)
+        result: dict[str, Any] = await self._write("create", key, _checked(obj), None)
         return result
 
     async def update(
         self, key: str, obj: dict[str, Any], *, expected_revision: int | None = None
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._write("update", key, _encode(obj), expected_revision)
+        result: dict[str, Any] = await self._write("update", key, _checked(obj), expected_revision)
         return result
 
     async def delete(self, key: str, *, expected_revision: int | None = None) -> dict[str, Any]:
@@ -164,12 +169,19 @@ class Store:
             log.unlock(self._lock_fd)
             self._lock_fd = -1
 
-    async def _write(self, kind: Any, key: str, payload: bytes | None, expected: int | None) -> Any:
+    async def _write(
+        self, kind: WriteKind, key: str, obj: dict[str, Any] | None, expected: int | None
+    ) -> Any:
         if not isinstance(key, str) or not key:
             raise ValueError("key must be a non-empty string")
         if expected is not None and (not isinstance(expected, int) or expected < 1):
             raise ValueError("expected_revision must be a positive integer")
-        return await self._submit(lambda future: WriteOp(kind, key, payload, expected, future))
+        self._check_open()
+        future: asyncio.Future[Any] = self._loop.create_future()
+        write = self._sequencer.stage(kind, key, obj, expected, future)
+        self._in_flight.append(write)
+        self._writer.submit(write)
+        return await future
 
     async def _submit(self, make: Callable[[asyncio.Future[Any]], Item]) -> Any:
         self._check_open()
@@ -182,21 +194,33 @@ class Store:
             raise StoreError("store is closed")
 
     def _deliver(self, committed: Committed) -> None:
-        """Runs on the loop: apply one durable commit for readers, then answer its writers."""
-        for event in committed.events:
-            self._apply(event)
-        self._revision = committed.revision
+        """Runs on the loop: apply the durable writes for readers, publish them, answer the writers."""
+        events: list[Event] = []
+        outcomes: list[tuple[asyncio.Future[Any], Any]] = []
+        for write, failure in committed.writes:
+            assert self._in_flight[0] is write, "the writer answers writes in the order it got them"
+            self._in_flight.popleft()
+            if failure is not None:
+                if not write.rolled_back:
+                    self._roll_back(write)
+                outcomes.append((write.future, failure))
+                continue
+            if write.event is not None:
+                self._apply(write.event)
+                events.append(write.event)
+            self._revision = write.revision
+            outcomes.append((write.future, write.outcome))
+        self._hub.publish(events)
         if committed.compacted != self._compacted:
             self._compacted = committed.compacted
             self._hub.compacted(committed.compacted)
-        self._hub.publish(committed.events)
-        for future, outcome in committed.outcomes:
-            if future.done():
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            self._sequencer.compacted(committed.compacted)
+        _answer(outcomes)
+        _answer(committed.outcomes)
+
+    def _roll_back(self, failed: Staged) -> None:
+        """Undo the first failed write and everything staged on top of it, which the writer refuses."""
+        self._sequencer.roll_back([*reversed(self._in_flight), failed], self._revision)
 
     def _apply(self, event: Event) -> None:
         if event.type == "DELETED":
@@ -226,14 +250,24 @@ def _open_files(
     return loaded, writer_conn, reader, lock_fd
 
 
-def _encode(obj: dict[str, Any]) -> bytes:
-    """Snapshot the caller's object now, so later changes to it cannot leak into the write."""
+def _checked(obj: dict[str, Any]) -> dict[str, Any]:
+    """The sequencer snapshots the object as it stages it, so later changes to it cannot leak in."""
     if not isinstance(obj, dict):
         raise TypeError(f"object must be a dict, not {type(obj).__name__}")
     metadata = obj.get("metadata", {})
     if not isinstance(metadata, dict):
         raise TypeError("object metadata must be a dict")
-    return orjson.dumps(obj)
+    return obj
+
+
+def _answer(outcomes: Sequence[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, outcome in outcomes:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _take_page(

@@ -1,10 +1,14 @@
-"""The single writer: a thread that validates, numbers and group-commits writes.
+"""The committing thread: it runs the SQL, so the event loop never waits for an fsync.
 
-Every write goes through one queue. The thread takes whatever has queued up, checks each write against
-its own view of the latest revision per key, gives the survivors consecutive revisions, and commits
-them in one transaction, so one fsync covers the whole group (python-k8s.md §6: batching is worth
-5-10x). Only after the commit does it hand the outcome to the event loop, which then updates the
-readers' state, resolves the futures and feeds watchers, in revision order.
+The loop checks and numbers each write (sequence.py) and queues it. The thread takes everything queued
+(whatever arrived during its last commit), commits the writes that continue its last revision in one
+transaction, so one fsync covers them all (python-k8s.md §6: batching is worth 5-10x), and hands the
+outcome back with one `call_soon_threadsafe`. It holds the GIL only to bind the rows and to report.
+
+The commit stays off the loop on purpose. Committing on the loop (one transaction per loop iteration)
+was measured against this on the 2-core machine (issue 2's benchmark): the loop then stands still for
+every fsync, 2-3 ms and, when other processes sync too, tens of ms; creates/s, gets/s under load and
+watch p99 all came out worse, because here the fsync of one group overlaps the handling of the next.
 """
 
 from __future__ import annotations
@@ -16,33 +20,16 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import orjson
+from typing import Any
 
 from kplane.storage import log
-from kplane.storage.model import (
-    Event,
-    EventType,
-    KeyExistsError,
-    KeyNotFoundError,
-    RevisionConflictError,
-    StoreError,
-)
+from kplane.storage.model import StoreError
+from kplane.storage.sequence import Staged
 
-MAX_BATCH = 1000  # writes per transaction
+MAX_ITEMS = 1000  # queued items taken per turn
 COMPACT_STEP = 1000  # revisions per compaction transaction (kine's compact-batch-size)
 
-Outcome = tuple["asyncio.Future[Any]", "dict[str, Any] | int | BaseException"]
-
-
-@dataclass(eq=False)
-class WriteOp:
-    kind: Literal["create", "update", "delete"]
-    key: str
-    payload: bytes | None
-    expected: int | None
-    future: asyncio.Future[Any]
+Outcome = tuple["asyncio.Future[Any]", "int | BaseException"]
 
 
 @dataclass(eq=False)
@@ -56,16 +43,15 @@ class StopOp:
     future: asyncio.Future[Any]
 
 
-Item = WriteOp | CompactOp | StopOp
+Item = Staged | CompactOp | StopOp
 
 
 @dataclass
 class Committed:
-    """What one turn of the writer made durable, for the loop to publish."""
+    """What one turn of the writer did, for the loop: each write in order, with its failure if any."""
 
-    revision: int
     compacted: int
-    events: list[Event] = field(default_factory=list)
+    writes: list[tuple[Staged, StoreError | None]] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
 
 
@@ -81,11 +67,9 @@ class Writer:
         self._loop = loop
         self._deliver = deliver
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
-        self._revision = loaded.revision
+        self._revision = loaded.revision  # the last committed revision
         self._compacted = loaded.compacted
-        # The writer's own view (the loop's copy lags until a commit is delivered).
-        self._live = dict(loaded.live)
-        self._tombstones = dict(loaded.tombstones)
+        self._last_failure = ""  # why the last commit failed; writes staged on top of it fail with it
         self._compact_target = 0
         self._compact_waiters: list[asyncio.Future[Any]] = []
         self._thread = threading.Thread(target=self._run, name="kplane-store-writer", daemon=True)
@@ -100,14 +84,14 @@ class Writer:
         stop: StopOp | None = None
         while stop is None:
             items = self._take(block=not self._compact_waiters)
-            writes = [item for item in items if isinstance(item, WriteOp)]
+            writes = [item for item in items if isinstance(item, Staged)]
             for item in items:
                 if isinstance(item, CompactOp):
                     self._request_compaction(item)
                 elif isinstance(item, StopOp):
                     stop = item
             if writes:
-                self._commit(writes)
+                self._send(Committed(self._compacted, self._commit(writes)))
             if self._compact_waiters and stop is None:
                 self._compact_step()
         self._finish(stop)
@@ -116,86 +100,44 @@ class Writer:
         items: list[Item] = []
         try:
             items.append(self._queue.get(block=block))
-            while len(items) < MAX_BATCH:
+            while len(items) < MAX_ITEMS:
                 items.append(self._queue.get_nowait())
         except queue.Empty:
             pass
         return items
 
-    def _commit(self, writes: list[WriteOp]) -> None:
-        result = Committed(self._revision, self._compacted)
+    def _commit(self, writes: list[Staged]) -> list[tuple[Staged, StoreError | None]]:
+        """Commit, in one transaction, the writes that continue the log without a gap.
+
+        A write whose base is not the last revision was staged on top of a write that failed; the loop
+        has already rolled it back and only needs its answer.
+        """
+        revision = self._revision
         rows: list[log.Row] = []
-        saved: dict[str, tuple[tuple[int, dict[str, Any]] | None, int | None]] = {}
-        for op in writes:
-            saved.setdefault(op.key, (self._live.get(op.key), self._tombstones.get(op.key)))
-            try:
-                event, prev_revision = self._stage(op, result.revision + 1)
-            except StoreError as error:
-                result.outcomes.append((op.future, error))
+        results: list[tuple[Staged, StoreError | None]] = []
+        stale = StoreError(f"write not committed: a write staged before it failed: {self._last_failure}")
+        for write in writes:
+            if write.base != revision:
+                results.append((write, stale))
                 continue
-            except Exception as error:  # _stage changes nothing before it succeeds; keep the thread alive
-                result.outcomes.append((op.future, StoreError(f"cannot store {op.key}: {error!r}")))
-                continue
-            result.revision = event.revision
-            result.events.append(event)
-            result.outcomes.append((op.future, event.obj))
-            deleted = event.type == "DELETED"
-            rows.append((event.revision, op.key, int(deleted), prev_revision, orjson.dumps(event.obj)))
+            results.append((write, None))
+            revision = write.revision
+            if write.row is not None:
+                rows.append(write.row)
         if rows:
             try:
                 log.append(self._conn, rows)
             except Exception as error:
-                self._restore(saved)
+                self._last_failure = str(error)
                 failure = StoreError(f"write not committed: {error}")
-                outcomes: list[Outcome] = [(op.future, failure) for op in writes]
-                self._send(Committed(self._revision, self._compacted, [], outcomes))
-                return
-        self._revision = result.revision
-        self._send(result)
-
-    def _stage(self, op: WriteOp, revision: int) -> tuple[Event, int]:
-        current = self._live.get(op.key)
-        if op.kind == "create":
-            if current is not None:
-                raise KeyExistsError(op.key)
-            prev_revision = self._tombstones.pop(op.key, 0)
-            kind: EventType = "ADDED"
-            prev = None
-        else:
-            if current is None:
-                raise KeyNotFoundError(op.key)
-            prev_revision, prev = current
-            if op.expected is not None and op.expected != prev_revision:
-                raise RevisionConflictError(op.key, op.expected, prev_revision)
-            kind = "MODIFIED" if op.kind == "update" else "DELETED"
-        if op.payload is not None:
-            obj = orjson.loads(op.payload)
-            obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
-        else:
-            assert prev is not None
-            obj = {**prev, "metadata": {**prev["metadata"], "resourceVersion": str(revision)}}
-        if kind == "DELETED":
-            del self._live[op.key]
-            self._tombstones[op.key] = revision
-        else:
-            self._live[op.key] = (revision, obj)
-        return Event(kind, op.key, obj, revision, prev), prev_revision
-
-    def _restore(self, saved: dict[str, tuple[tuple[int, dict[str, Any]] | None, int | None]]) -> None:
-        for key, (live, tombstone) in saved.items():
-            if live is None:
-                self._live.pop(key, None)
-            else:
-                self._live[key] = live
-            if tombstone is None:
-                self._tombstones.pop(key, None)
-            else:
-                self._tombstones[key] = tombstone
+                return [(write, failure if refused is None else refused) for write, refused in results]
+        self._revision = revision
+        return results
 
     def _request_compaction(self, op: CompactOp) -> None:
         target = self._revision - op.keep
         if target <= self._compacted and not self._compact_waiters:
-            self._send(Committed(self._revision, self._compacted, [], [(op.future, self._compacted)]))
+            self._send(Committed(self._compacted, outcomes=[(op.future, self._compacted)]))
             return
         self._compact_target = max(self._compact_target, target)
         self._compact_waiters.append(op.future)
@@ -210,14 +152,13 @@ class Writer:
             failure = StoreError(f"compaction stopped at {self._compacted}: {error}")
             outcomes = [(future, failure) for future in self._compact_waiters]
             self._compact_waiters = []
-            self._send(Committed(self._revision, self._compacted, [], outcomes))
+            self._send(Committed(self._compacted, outcomes=outcomes))
             return
         self._compacted = upto
-        self._tombstones = {key: rev for key, rev in self._tombstones.items() if rev > upto}
         if upto >= self._compact_target:
             outcomes = [(future, upto) for future in self._compact_waiters]
             self._compact_waiters = []
-        self._send(Committed(self._revision, self._compacted, [], outcomes))
+        self._send(Committed(self._compacted, outcomes=outcomes))
 
     def _finish(self, stop: StopOp) -> None:
         closed = StoreError("store closed before the compaction finished")
@@ -227,7 +168,7 @@ class Writer:
             self._conn.close()
         finally:
             outcomes.append((stop.future, self._revision))
-            self._send(Committed(self._revision, self._compacted, [], outcomes))
+            self._send(Committed(self._compacted, outcomes=outcomes))
 
     def _send(self, committed: Committed) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is gone; nobody is left to tell

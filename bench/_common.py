@@ -75,11 +75,16 @@ def api_request(target: Target, method: str, path: str, obj: dict[str, Any] | No
 
 @contextlib.contextmanager
 def control_plane() -> Iterator[tuple[Target, Path]]:
-    """A real ``kplane up --detach`` on a free port and a fresh data directory, stopped and removed after."""
+    """A real ``kplane up --detach`` on a free port and a fresh data directory, stopped and removed after.
+
+    The API server runs alone (``--no-controllers``): the figures are the server's, not shared with the garbage
+    collector and the other controllers that would otherwise react to every benchmark object on the same cores.
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="kplane-bench-"))
     kplane = [sys.executable, "-m", "kplane"]
     try:
-        subprocess.run([*kplane, "up", "--detach", "--port", "0", "--data-dir", str(data_dir)], check=True,
+        subprocess.run([*kplane, "up", "--detach", "--port", "0", "--data-dir", str(data_dir), "--no-controllers",
+                        "--nodes", "0"], check=True,
                        stdout=subprocess.DEVNULL)
         pid = int((data_dir / "kplane.pid").read_text().strip())
         yield target_from_kubeconfig(data_dir, pid), data_dir

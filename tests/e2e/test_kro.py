@@ -136,18 +136,25 @@ def test_webapp_end_to_end(kro: ControlPlane) -> None:
         {"id": "service", "dependencies": [{"id": "deployment"}]},
         {"id": "ingress", "dependencies": [{"id": "deployment"}, {"id": "service"}]}]
     assert {c["type"] for c in rgd["status"]["conditions"]} >= {"GraphAccepted", "KindReady", "ControllerReady"}
-    deployments, services = Watch(kro, "deployments"), Watch(kro, "services")
+    deployments, services, ingresses = Watch(kro, "deployments"), Watch(kro, "services"), Watch(kro, "ingresses")
     try:
         apply(kro, {"apiVersion": "kro.run/v1alpha1", "kind": "WebApp", "metadata": {"name": "web"},
-                    "spec": {"name": "web", "replicas": 2}})
+                    "spec": {"name": "web", "replicas": 2, "ingress": {"enabled": True}}})
         inst = wait_state(kro, "webapp", "ACTIVE", "web")
         assert condition(inst, "Ready")["status"] == "True"
         assert inst["status"]["availableReplicas"] == 2
         assert "kro.run/finalizer" in inst["metadata"]["finalizers"]
         set_id = inst["metadata"]["labels"]["applyset.kubernetes.io/id"]
         annotations = inst["metadata"]["annotations"]
-        assert annotations["applyset.kubernetes.io/contains-group-kinds"] == "Deployment.apps,Service"
-        assert deployments.first("ADDED", "web") < services.first("ADDED", "web")
+        assert annotations["applyset.kubernetes.io/contains-group-kinds"] == \
+            "Deployment.apps,Ingress.networking.k8s.io,Service"
+        assert deployments.first("ADDED", "web") < services.first("ADDED", "web") < ingresses.first("ADDED", "web")
+        ingress = get(kro, "ingress", "web")
+        backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        assert backend == {"name": "web", "port": {"number": 80}}
+        assert ingress["metadata"]["annotations"]["kubernetes.io/ingress.class"] == "alb"
+        assert ingress["metadata"]["annotations"]["internal.kro.run/apply-order"] == "3"
+        assert "url" not in inst["status"], "no load balancer has written the Ingress status"
         svc = get(kro, "service", "web")
         labels = svc["metadata"]["labels"]
         assert labels["applyset.kubernetes.io/part-of"] == set_id
@@ -160,6 +167,14 @@ def test_webapp_end_to_end(kro: ControlPlane) -> None:
                     ["managedFields"]}
         assert "kro.run/applyset" in managers
 
+        # Drift: a managed field changed by someone else is put back by the next reconcile.
+        kro.kubectl("scale", "deployment", "web", "--replicas=5")
+        kro.kubectl("label", "service", "web", "kro.run/node-id=tampered", "--overwrite")
+        kro.wait_for(lambda: get(kro, "deployment", "web")["spec"]["replicas"] == 2, timeout=WAIT_S,
+                     what="replicas restored")
+        kro.wait_for(lambda: get(kro, "service", "web")["metadata"]["labels"]["kro.run/node-id"] == "service",
+                     timeout=WAIT_S, what="label restored")
+
         kro.kubectl("patch", "webapp", "web", "--type", "merge", "-p",
                     '{"spec": {"replicas": 3, "image": "nginx:1.27", "service": {"enabled": false}}}')
         kro.wait_for(lambda: (get(kro, "deployment", "web") or {}).get("spec", {}).get("replicas") == 3,
@@ -167,11 +182,13 @@ def test_webapp_end_to_end(kro: ControlPlane) -> None:
         deployment = get(kro, "deployment", "web")
         assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
         wait_gone(kro, "service", "web")
+        wait_gone(kro, "ingress", "web")
         kro.wait_for(lambda: (wait_state(kro, "webapp", "ACTIVE", "web")["status"].get("availableReplicas") == 3),
                      timeout=WAIT_S, what="3 available")
 
         kro.kubectl("patch", "webapp", "web", "--type", "merge", "-p", '{"spec": {"service": {"enabled": true}}}')
         kro.wait_for(lambda: get(kro, "service", "web"), timeout=WAIT_S, what="service back")
+        kro.wait_for(lambda: get(kro, "ingress", "web"), timeout=WAIT_S, what="ingress back")
         kro.kubectl("patch", "service", "web", "--type", "merge", "-p",
                     '{"metadata": {"finalizers": ["e2e.kplane.dev/hold"]}}')
         delete(kro, "webapp", "web", "--wait=false")
@@ -183,10 +200,12 @@ def test_webapp_end_to_end(kro: ControlPlane) -> None:
         kro.kubectl("patch", "service", "web", "--type", "merge", "-p", '{"metadata": {"finalizers": null}}')
         wait_gone(kro, "webapp", "web")
         assert get(kro, "deployment", "web") is None
-        assert services.first("DELETED", "web") < deployments.first("DELETED", "web")
+        assert ingresses.first("DELETED", "web") < services.first("DELETED", "web") \
+            < deployments.first("DELETED", "web")
     finally:
         deployments.stop()
         services.stop()
+        ingresses.stop()
 
 
 def test_applyset_conflict(kro: ControlPlane) -> None:
@@ -293,36 +312,70 @@ def test_printer_columns(kro: ControlPlane) -> None:
     assert get(kro, "deployment", "cols") is None
 
 
-def _served(plane: ControlPlane, *plurals: str) -> bool:
-    names = plane.kubectl("api-resources", "-o", "name").stdout.split()
-    return all(any(n == p or n.startswith(p + ".") for n in names) for p in plurals)
-
-
 def test_saas_multi_tenant_chain(kro: ControlPlane) -> None:
+    """Three RGDs composed: a Tenant is a TenantEnvironment (Namespace, ResourceQuota, NetworkPolicy) plus a
+    TenantApplication (Deployment, Service), each an instance of another RGD; a spec change flows down the
+    chain, and deleting the Tenant deletes it bottom up (every instance waits for its own children)."""
     for name in ("saas-multi-tenant-tenant-environment-rgd.yaml", "saas-multi-tenant-tenant-application-rgd.yaml",
                  "saas-multi-tenant-tenant-rgd.yaml"):
         (doc,) = example(name)
         apply(kro, doc)
-    for name in ("tenantenvironment.kro.run", "tenantapplication.kro.run", "tenant.kro.run"):
+    for name in ("tenantenvironment.kro.run", "tenantapplication.kro.run"):
         wait_rgd_ready(kro, name)
-    apply(kro, {"apiVersion": "kro.run/v1alpha1", "kind": "Tenant", "metadata": {"name": "acme"},
-                "spec": {"tenantId": "acme"}})
-    kro.wait_for(lambda: get(kro, "namespace", "acme"), timeout=WAIT_S, what="tenant namespace")
-    app = wait_state(kro, "tenantapplication", "ACTIVE", "acme")
-    assert app["metadata"]["labels"]["kro.run/instance-kind"] == "Tenant"
-    deployment = get(kro, "deployment", "acme-deployment", "-n", "acme")
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx"
-    env = get(kro, "tenantenvironment", "acme")
-    assert env["metadata"]["labels"]["kro.run/instance-name"] == "acme"
-    if _served(kro, "resourcequotas", "networkpolicies"):
+    tenant_rgd = wait_rgd_ready(kro, "tenant.kro.run")
+    assert tenant_rgd["status"]["topologicalOrder"] == ["tenantEnvironment", "tenantApplication"]
+    watches = {kind: Watch(kro, kind) for kind in ("tenants", "tenantapplications", "tenantenvironments",
+                                                    "deployments", "resourcequotas", "networkpolicies")}
+    try:
+        apply(kro, {"apiVersion": "kro.run/v1alpha1", "kind": "Tenant", "metadata": {"name": "acme"},
+                    "spec": {"tenantId": "acme"}})
+        tenant = wait_state(kro, "tenant", "ACTIVE", "acme")
+        assert condition(tenant, "Ready")["status"] == "True"
+        assert tenant["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"] == \
+            "TenantApplication.kro.run,TenantEnvironment.kro.run"
+        env = wait_state(kro, "tenantenvironment", "ACTIVE", "acme")
+        app = wait_state(kro, "tenantapplication", "ACTIVE", "acme")
+        for child in (env, app):
+            labels = child["metadata"]["labels"]
+            assert labels["kro.run/instance-kind"] == "Tenant" and labels["kro.run/instance-name"] == "acme"
+            assert labels["applyset.kubernetes.io/part-of"] == tenant["metadata"]["labels"][
+                "applyset.kubernetes.io/id"]
+        assert env["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"] == \
+            "Namespace,NetworkPolicy.networking.k8s.io,ResourceQuota"
+        quota = get(kro, "resourcequota", "acme-quota", "-n", "acme")
+        assert quota["spec"]["hard"]["limits.memory"] == "2Gi"
+        assert quota["metadata"]["labels"]["kro.run/instance-kind"] == "TenantEnvironment"
+        policy = get(kro, "networkpolicy", "acme-isolation", "-n", "acme")
+        assert policy["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+        assert get(kro, "namespace", "acme")["metadata"]["labels"]["kro.run/instance-name"] == "acme"
+        deployment = get(kro, "deployment", "acme-deployment", "-n", "acme")
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx"
+        assert deployment["spec"]["replicas"] == 2
+        assert get(kro, "service", "acme-service", "-n", "acme")["metadata"]["labels"]["saas/tenant"] == "true"
+
+        kro.kubectl("patch", "tenant", "acme", "--type", "merge", "-p",
+                    '{"spec": {"replicas": 3, "image": "nginx:2"}}')
+        kro.wait_for(lambda: get(kro, "deployment", "acme-deployment", "-n", "acme")["spec"]["template"]["spec"]
+                     ["containers"][0]["image"] == "nginx:2", timeout=WAIT_S, what="image propagated down the chain")
+        assert get(kro, "tenantapplication", "acme")["spec"] == {"tenantId": "acme", "image": "nginx:2",
+                                                                  "replicas": 3}
+        assert get(kro, "deployment", "acme-deployment", "-n", "acme")["spec"]["replicas"] == 3
         wait_state(kro, "tenant", "ACTIVE", "acme")
-    kro.kubectl("patch", "tenant", "acme", "--type", "merge", "-p", '{"spec": {"replicas": 3, "image": "nginx:2"}}')
-    kro.wait_for(lambda: get(kro, "deployment", "acme-deployment", "-n", "acme")["spec"]["template"]["spec"]
-                 ["containers"][0]["image"] == "nginx:2", timeout=WAIT_S, what="image propagated down the chain")
-    delete(kro, "tenant", "acme", "--wait=false")
-    wait_gone(kro, "tenant", "acme")
-    assert get(kro, "tenantapplication", "acme") is None and get(kro, "tenantenvironment", "acme") is None
-    wait_gone(kro, "namespace", "acme")
+
+        delete(kro, "tenant", "acme", "--wait=false")
+        wait_gone(kro, "tenant", "acme")
+        assert get(kro, "tenantapplication", "acme") is None and get(kro, "tenantenvironment", "acme") is None
+        # Each instance goes only once its own children are gone: the chain is deleted bottom up.
+        assert watches["deployments"].first("DELETED", "acme-deployment") < watches["tenantapplications"].first(
+            "DELETED", "acme") < watches["tenants"].first("DELETED", "acme")
+        assert watches["resourcequotas"].first("DELETED", "acme-quota") < watches["tenantenvironments"].first(
+            "DELETED", "acme") < watches["tenants"].first("DELETED", "acme")
+        assert watches["networkpolicies"].first("DELETED", "acme-isolation") < watches["tenantenvironments"].first(
+            "DELETED", "acme")
+        wait_gone(kro, "namespace", "acme")
+    finally:
+        for watch in watches.values():
+            watch.stop()
 
 
 def test_deleting_an_rgd_stops_its_controller(kro: ControlPlane) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from kplane.graphs import GraphError, build_graph, celenv, render
+from kplane.graphs.render import _reads as reads_of
 
 
 def rgd(resources: list[dict[str, Any]], spec: dict[str, Any] | None = None, **schema: Any) -> dict[str, Any]:
@@ -142,3 +143,59 @@ def test_kro_functions() -> None:
             bad()
     program = celenv.compile_expression("lists.range(3).reverse().slice(0, 2)", [])
     assert program.evaluate({}) == [2, 1]
+
+
+def test_lookup_observes_nodes_in_order_within_one_render() -> None:
+    """kro reads each child by its rendered identity while it walks the graph: one pass reaches the end."""
+    graph = build_graph(rgd([
+        cm("a", "${schema.spec.name}-a"),
+        {**cm("b", "${a.metadata.name}-b"), "readyWhen": ["${b.data.ok == 'yes'}"]},
+        cm("c", "${b.metadata.name}-c"),
+    ]))
+    asked: list[str] = []
+
+    def lookup(state: Any) -> Any:
+        asked.append(state.id)
+        name = state.objects[0]["metadata"]["name"]
+        return {"metadata": {"name": name}, "data": {"ok": "yes" if state.id == "a" else "no"}}
+
+    result = render(graph, INSTANCE, {}, lookup)
+    assert asked == ["a", "b"], "c waits for b, whose readyWhen is false"
+    assert result.resources["a"].ready and not result.resources["b"].ready
+    assert result.resources["b"].objects[0]["metadata"]["name"] == "demo-a-b"
+    assert result.resources["c"].waiting_for == ("b",)
+    asked.clear()
+    result = render(graph, INSTANCE, {"a": {"metadata": {"name": "seen-a"}}}, lambda state: asked.append(state.id))
+    assert asked == ["b"], "nodes already observed are not looked up; a None answer leaves a node unobserved"
+    assert result.resources["b"].objects[0]["metadata"]["name"] == "seen-a-b"
+    assert result.resources["c"].waiting_for == ("b",)
+
+
+def test_expressions_are_handed_only_what_they_select() -> None:
+    graph = build_graph(rgd([
+        cm("a", "x", data={"v": "${schema.spec.name + schema.metadata.name}"}),
+        cm("b", "y", data={"v": "${a.metadata.name}", "n": "${string(size(a.metadata)) + a.metadata.name}",
+                           "m": "${string(has(a.metadata.namespace))}", "k": "${a.metadata.labels.k}"}),
+        cm("c", "${b.data.v}", data={"pending": "${a.metadata.uid}"}),
+    ]))
+    observed = {"a": {"metadata": {"name": "x", "labels": {"k": "l"}, "huge": ["z"] * 1000}},
+                "b": {"metadata": {"name": "y"}, "data": {"v": "x"}}}
+    result = render(graph, INSTANCE, observed)
+    assert result.resources["a"].objects[0]["data"] == {"v": "demoi"}
+    assert result.resources["b"].objects[0]["data"] == {"v": "x", "n": "3x", "m": "false", "k": "l"}
+    assert result.resources["c"].objects[0]["metadata"]["name"] == "x"
+    assert result.resources["c"].pending == ("a.metadata.uid",), "a missing field is still pending data"
+
+
+@pytest.mark.parametrize(("source", "reads"), [
+    ("schema.spec.name + schema.metadata.name", {"schema": {"spec": {"name": None}, "metadata": {"name": None}}}),
+    ("schema.spec.name + string(size(schema.spec))", {"schema": {"spec": None}}),
+    ("string(size(schema.spec)) + schema.spec.name", {"schema": {"spec": None}}),
+    ("schema.spec.items.map(x, x.name)", {"schema": {"spec": {"items": None}}}),
+    ("a.b[0].c", {"a": {"b": None}}),
+    ("a.?b.c", {"a": None}),
+    ("schema", {"schema": None}),
+    ("schema.spec.x +", None),
+])
+def test_what_an_expression_reads(source: str, reads: Any) -> None:
+    assert reads_of(source) == reads

@@ -17,8 +17,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
+from lightkube.core.generic_client import BasicRequest
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.types import PatchType
 
@@ -26,7 +28,7 @@ from kplane.graphs import applyset as aps
 from kplane.graphs import conditions as cond
 from kplane.graphs.graph import Graph, build_graph
 from kplane.graphs.instance import InstanceController, now, plain, signature_of
-from kplane.graphs.kinds import Kind, Kinds
+from kplane.graphs.kinds import Kind, Kinds, served_minor
 from kplane.graphs.rgdcrd import RGD_CRD_NAME, rgd_crd
 from kplane.graphs.validation import GraphError
 from kplane.runtime import Controller, Result, SharedInformers
@@ -38,6 +40,14 @@ CRD_MANAGER = "kro.run/resourcegraphdefinition-controller"
 RGD_KIND = Kind("kro.run", "v1alpha1", "ResourceGraphDefinition", "resourcegraphdefinitions", False)
 ESTABLISH_POLL_S = 0.5
 RESTART_DELAY_S = 1.0
+
+
+async def get_json(client: AsyncClient, path: str) -> Any:
+    """A GET that lightkube has no method for, through its own request builder (so with its auth and TLS)."""
+    generic = client._client
+    response = await generic.send(generic.build_adapter_request(BasicRequest(method="GET", url=path.lstrip("/"))))
+    generic.raise_for_status(response)
+    return orjson.loads(response.content)
 
 
 def is_established(crd: Mapping[str, Any]) -> bool:
@@ -112,11 +122,26 @@ class RgdController:
 
     async def run(self) -> None:
         await self.ensure_rgd_crd()
+        await self.adopt_server_level()
         try:
             await self.controller.run()
         finally:
             for name in list(self.running):
                 await self._stop(name)
+
+    async def adopt_server_level(self) -> None:
+        """Serve the built-in kinds and schemas of the API level the server emulates, not a fixed one (what an
+        RGD may compose is what the server serves)."""
+        try:
+            info = await get_json(self.client, "/version")
+        except Exception as exc:
+            log.warning("could not read the server's /version, assuming 1.%d: %s", self.kube_minor, exc)
+            return
+        minor = served_minor(info) if isinstance(info, Mapping) else None
+        if minor is not None and minor != self.kube_minor:
+            log.info("the API server serves level 1.%d", minor)
+            self.kube_minor = minor
+            self.kinds = Kinds(minor, self.crds.store.list)
 
     async def ensure_rgd_crd(self) -> None:
         """Install (or update) the ResourceGraphDefinition CRD and wait until it is served."""

@@ -6,10 +6,13 @@ dependents first, from the ApplySet inventory alone (no CEL), then drop the fina
 carries kro's finalizer and labels, stop at ``kro.run/reconcile: suspended``, and render the graph. Every node
 whose dependencies are observed and ready and whose expressions all resolve is server-side applied (field
 manager ``kro.run/applyset``, forced) with ApplySet labels; the apply responses are what is observed, so the
-pass renders again and applies the nodes they unblock, until nothing more can go. When no node is pending or
-failed, children of this ApplySet that were not applied (includeWhen turned false, a collection shrank, a
-resource left the RGD) are pruned dependents first. Status is rebuilt from scratch and written only when it
-changed; an instance that is not ACTIVE is looked at again after kro's requeue interval.
+pass renders again and applies the nodes they unblock, until nothing more can go. A node whose cached child
+still carries the very body this controller last applied is observed from the cache instead, during the
+render, and not applied again (:mod:`kplane.graphs.drift`): most passes are caused by children's status.
+When no node is pending or failed, children of this ApplySet that were not applied (includeWhen turned
+false, a collection shrank, a resource left the RGD) are pruned dependents first. Status is rebuilt from
+scratch and written only when it changed; an instance that is not ACTIVE is looked at again after kro's
+requeue interval.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +32,7 @@ from lightkube.types import PatchType
 from kplane.api.selectors import label_selector_from_dict
 from kplane.graphs import applyset as aps
 from kplane.graphs import conditions as cond
+from kplane.graphs import drift
 from kplane.graphs.graph import Graph, Resource
 from kplane.graphs.kinds import Kind, Kinds, crd_kinds
 from kplane.graphs.render import RenderedResource, RenderResult, render
@@ -41,6 +46,9 @@ REQUEUE_S = 3.0
 DELETE_POLL_S = 1.0
 PART_OF_INDEX = "kro-part-of"
 DEFAULT_WORKERS = 16
+
+ChildRef = tuple[str, str, str, str]
+"""A child by group, kind, namespace and name."""
 
 
 def plain(obj: Any) -> dict[str, Any]:
@@ -110,6 +118,8 @@ class InstanceController:
                     informer.store.add_indexer(PART_OF_INDEX, _part_of)
                 self.caches[found] = informer
         self._orders = aps.apply_orders(graph)
+        self._applied: dict[str, dict[ChildRef, drift.Applied]] = {}
+        """Per instance key, the last apply of each child (see :mod:`kplane.graphs.drift`)."""
 
     @property
     def signature(self) -> frozenset[tuple[str, str, bool]]:
@@ -135,6 +145,7 @@ class InstanceController:
     async def reconcile(self, key: str) -> Result | None:
         cached = self.controller.get(key)
         if cached is None:
+            self._applied.pop(key, None)
             return None
         inst = plain(cached)
         graph = self.graph
@@ -185,7 +196,19 @@ class InstanceController:
         observed: dict[str, Any] = {}
         applied: dict[str, str | None] = {}
         uids: set[str] = set()
-        result = render(graph, inst, observed)
+        memory = self._applied.setdefault(self._key(inst), {})
+
+        def unchanged(res: RenderedResource) -> Any:
+            """A child whose last apply still stands is observed as it is, without applying it again."""
+            objects = self._unchanged(graph, inst, res, memory)
+            if objects is None:
+                return None
+            applied[res.id] = None
+            uids.update(str((o.get("metadata") or {}).get("uid")) for o in objects)
+            observed[res.id] = objects if graph.resources[res.id].is_collection else objects[0]
+            return observed[res.id]
+
+        result = render(graph, inst, observed, unchanged)
         for _ in range(len(graph.order) + 1):
             found = self._observe_external(graph, result, observed)
             batch = [r for r in result.resources.values() if applicable(r) and r.id not in applied]
@@ -205,7 +228,7 @@ class InstanceController:
                     uids.update(str((o.get("metadata") or {}).get("uid")) for o in objects)
                     if not error:
                         observed[r.id] = objects if graph.resources[r.id].is_collection else objects[0]
-            result = render(graph, inst, observed)
+            result = render(graph, inst, observed, unchanged)
         if clean_pass(result, applied):
             await self._prune(graph, inst, set_id, uids)
             inst = await self._record_inventory(
@@ -255,28 +278,71 @@ class InstanceController:
                     found = True
         return found
 
+    def _key(self, inst: Mapping[str, Any]) -> str:
+        meta = inst.get("metadata") or {}
+        return make_key(str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+    def _bodies(self, graph: Graph, inst: dict[str, Any], res: RenderedResource) -> list[dict[str, Any]]:
+        collection = graph.resources[res.id].is_collection
+        return [aps.child_object(graph, inst, res.id, obj, self._orders.get(res.id, 0),
+                                 i if collection else None, len(res.objects) if collection else None)
+                for i, obj in enumerate(res.objects)]
+
+    def _live(self, kind: Kind, body: Mapping[str, Any]) -> tuple[ChildRef, dict[str, Any] | None]:
+        meta = body["metadata"]
+        namespace = str(meta.get("namespace") or "") if kind.namespaced else ""
+        informer = self.caches.get(kind)
+        cached = informer.store.get(make_key(namespace, str(meta.get("name", "")))) if informer is not None else None
+        return (kind.group, kind.kind, namespace, str(meta.get("name", ""))), \
+            (plain(cached) if cached is not None else None)
+
+    def _still_applied(self, kind: Kind, body: Mapping[str, Any], memory: dict[ChildRef, drift.Applied]
+                       ) -> Mapping[str, Any] | None:
+        ref, live = self._live(kind, body)
+        last = memory.get(ref)
+        informer = self.caches.get(kind)
+        seen = drift.still_applied(last, body, live, informer.resource_version if informer else None)
+        if seen is not None and last is not None and seen is not last.obj:
+            memory[ref] = replace(last, obj=seen)
+        return seen
+
+    def _unchanged(self, graph: Graph, inst: dict[str, Any], res: RenderedResource,
+                   memory: dict[ChildRef, drift.Applied]) -> list[dict[str, Any]] | None:
+        spec = graph.resources[res.id]
+        kind = None if spec.is_external else self._kind(spec)
+        if kind is None:
+            return None
+        found = []
+        for body in self._bodies(graph, inst, res):
+            seen = self._still_applied(kind, body, memory)
+            if seen is None:
+                return None
+            found.append(dict(seen))
+        return found
+
     async def _apply(self, graph: Graph, inst: dict[str, Any], res: RenderedResource, set_id: str
                      ) -> tuple[list[dict[str, Any]], str | None]:
         spec = graph.resources[res.id]
         kind = self._kind(spec)
         if kind is None:
             return [], f"kind {spec.kind} ({spec.api_version}) is not served"
-        collection = spec.is_collection
-        bodies = [aps.child_object(graph, inst, res.id, obj, self._orders.get(res.id, 0),
-                                   i if collection else None, len(res.objects) if collection else None)
-                  for i, obj in enumerate(res.objects)]
-        informer = self.caches.get(kind)
+        bodies = self._bodies(graph, inst, res)
+        memory = self._applied.setdefault(self._key(inst), {})
+        refs = []
         for body in bodies:
-            meta = body["metadata"]
-            live = informer.store.get(make_key(str(meta.get("namespace") or ""), str(meta.get("name", "")))) \
-                if informer is not None else None
-            if live is not None and aps.belongs_elsewhere(plain(live), set_id):
-                return [], (f"{spec.kind} {meta.get('name')}: resource belongs to a different ApplySet "
-                            f"({labels_of(live).get(aps.PART_OF)})")
+            ref, live = self._live(kind, body)
+            if live is not None and aps.belongs_elsewhere(live, set_id):
+                return [], (f"{spec.kind} {body['metadata'].get('name')}: resource belongs to a different "
+                            f"ApplySet ({labels_of(live).get(aps.PART_OF)})")
+            refs.append(ref)
         try:
             out = await asyncio.gather(*(self._apply_one(kind, body) for body in bodies))
         except ApiError as exc:
+            for ref in refs:
+                memory.pop(ref, None)
             return [], _message(exc)
+        for ref, body, response in zip(refs, bodies, out, strict=True):
+            memory[ref] = drift.Applied.of(body, response)
         return out, None
 
     async def _apply_one(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
@@ -333,6 +399,7 @@ class InstanceController:
         meta = inst.get("metadata") or {}
         if aps.FINALIZER not in (meta.get("finalizers") or []):
             return None
+        self._applied.pop(self._key(inst), None)
         members = await self._members(graph, inst, aps.instance_applyset_id(graph, inst))
         if not members:
             finalizers = [f for f in meta.get("finalizers") or [] if f != aps.FINALIZER]

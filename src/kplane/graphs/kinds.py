@@ -1,24 +1,30 @@
 """Which REST resource serves a kind: the built-in table plus the CRDs the cluster has (a small RESTMapper).
 
 The RGD and instance controllers meet kinds by ``apiVersion``/``kind`` (templates) or by ``Kind.group``
-(ApplySet inventories); lightkube needs a resource class with the plural and the scope. CRDs come from an
-informer cache, so a kind registered a moment ago (a chained RGD's CRD) is found without a restart.
+(ApplySet inventories); lightkube needs a resource class with the plural and the scope. Built-ins come from
+the served-resource data of the API level the server emulates (its ``/version``, read by the RGD
+controller), CRDs from an informer cache, so a kind registered a moment ago (a chained RGD's CRD) is found
+without a restart.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from lightkube.core.exceptions import LoadResourceError
-from lightkube.core.resource_registry import resource_registry
-from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.generic_resource import (
+    GenericGlobalResource,
+    GenericNamespacedResource,
+    create_api_info,
+    create_global_resource,
+    create_namespaced_resource,
+)
 
 from kplane.graphs.graph import KindSchema, SchemaLookup, crd_schemas
 from kplane.versions.builtin_resources import builtin_resources
+from kplane.versions.builtin_schemas import normalize_minor
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class Kind:
     kind: str
     plural: str
     namespaced: bool
+    builtin: bool = False
 
     @property
     def api_version(self) -> str:
@@ -40,11 +47,14 @@ class Kind:
 
 @cache
 def _resource_class(kind: Kind) -> type:
-    """lightkube's class for the kind: its typed model for a built-in it knows, a generic one otherwise."""
-    with contextlib.suppress(LoadResourceError, ValueError):
-        return resource_registry.load(kind.api_version, kind.kind)
-    create = create_namespaced_resource if kind.namespaced else create_global_resource
-    return create(kind.group, kind.version, kind.kind, kind.plural)
+    """lightkube's class for the kind, always a dict-backed (generic) one: kro reads plain dicts, and a typed
+    model costs a conversion on every read of the cache. A built-in's generic class stays out of lightkube's
+    process-wide registry, where other controllers of this process find their typed classes."""
+    if not kind.builtin:
+        create = create_namespaced_resource if kind.namespaced else create_global_resource
+        return create(kind.group, kind.version, kind.kind, kind.plural)
+    base = GenericNamespacedResource if kind.namespaced else GenericGlobalResource
+    return type(kind.kind, (base,), {"_api_info": create_api_info(kind.group, kind.version, kind.kind, kind.plural)})
 
 
 @cache
@@ -54,10 +64,26 @@ def _builtins(minor: int) -> tuple[dict[tuple[str, str, str], Kind], dict[tuple[
     for rt in builtin_resources(minor):
         if "/" in rt.plural:
             continue
-        found = Kind(rt.group, rt.version, rt.kind, rt.plural, rt.namespaced)
+        found = Kind(rt.group, rt.version, rt.kind, rt.plural, rt.namespaced, builtin=True)
         exact.setdefault((rt.group, rt.version, rt.kind), found)
         preferred.setdefault((rt.group, rt.kind), found)
     return exact, preferred
+
+
+def served_minor(version_info: Mapping[str, Any]) -> int | None:
+    """The API level a server serves, from its ``/version``: ``emulationMinor`` (KEP-4330, 1.33 and later),
+    else the binary's ``minor`` (``"31+"`` on some distributions); ``None`` when neither is a number or kplane
+    has no data for that level."""
+    for key in ("emulationMinor", "minor"):
+        text = str(version_info.get(key) or "").rstrip("+")
+        if text.isdigit():
+            minor = int(text)
+            try:
+                normalize_minor(minor)
+            except ValueError:
+                return None
+            return minor
+    return None
 
 
 def _plain(obj: Any) -> dict[str, Any]:

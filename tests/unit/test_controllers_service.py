@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from lightkube.resources.core_v1 import Pod, Service
 
 from kplane.controllers.endpoints import (
     HEADLESS_LABEL,
@@ -15,6 +17,9 @@ from kplane.controllers.endpoints import (
     desired_endpoints,
     endpoints_differ,
     find_port,
+    label_term,
+    pod_terms,
+    selector_term,
     selects,
     should_be_in_endpoints,
 )
@@ -27,12 +32,17 @@ from kplane.controllers.ipalloc import (
     allocate_port,
 )
 from kplane.controllers.service import (
+    EndpointsController,
+    ServiceIPController,
     ServiceRanges,
     api_address,
     held_by,
     kubernetes_service,
     plan_allocation,
+    spec_selector,
 )
+from kplane.runtime import SharedInformers
+from kplane.runtime.lkutil import model
 
 # --- ranges and allocation ------------------------------------------------------------------------
 
@@ -275,3 +285,123 @@ def test_desired_endpoints_and_diff() -> None:
     assert endpoints_differ(empty, full)
     assert not endpoints_differ({**full, "metadata": {**full["metadata"], "resourceVersion": "9"}}, full)
     assert selects({"app": "web"}, {"app": "web", "x": "y"}) and not selects({"app": "web"}, None)
+
+
+# --- the controllers' caches and indices ------------------------------------------------------------
+
+
+class FakeClient:
+    """Records writes; the controllers never reach the network in these tests."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, Any]] = []
+
+    async def create(self, obj: Any) -> None:
+        self.writes.append(("create", obj))
+
+    async def replace(self, obj: Any) -> None:
+        self.writes.append(("replace", obj))
+
+    async def delete(self, *args: Any, **kwargs: Any) -> None:
+        self.writes.append(("delete", args))
+
+
+def endpoints_controller() -> tuple[EndpointsController, FakeClient]:
+    client = FakeClient()
+    return EndpointsController(client, informers=SharedInformers(client)), client  # type: ignore[arg-type]
+
+
+def service_model(name: str, namespace: str = "ns", **spec: Any) -> Any:
+    data = svc(name, **spec)
+    data["metadata"]["namespace"] = namespace
+    return model(Service, data)
+
+
+def pod_model(name: str, namespace: str = "ns", **kwargs: Any) -> Any:
+    data = pod(name, **kwargs)
+    data["metadata"]["namespace"] = namespace
+    return model(Pod, data)
+
+
+def test_index_terms() -> None:
+    assert selector_term("ns", {"tier": "web", "app": "a"}) == [label_term("ns", "app", "a")]
+    assert selector_term("ns", {}) == [] and selector_term("ns", None) == []
+    assert pod_terms("ns", {"app": "a", "x": "y"}) == [label_term("ns", "app", "a"), label_term("ns", "x", "y")]
+    assert pod_terms("ns", None) == []
+    assert label_term("a", "b", "c") != label_term("b", "a", "c")
+    assert spec_selector(service_model("s", selector={"app": "a"})) == {"app": "a"}
+    assert spec_selector(service_model("s")) is None and spec_selector(svc(selector={})) is None
+
+
+def test_pod_events_map_to_the_services_selecting_them() -> None:
+    ctl, _ = endpoints_controller()
+    services = ctl.controller.informer.store
+    services.put(service_model("broad", selector={"app": "a"}))
+    services.put(service_model("narrow", selector={"app": "a", "tier": "web"}))
+    services.put(service_model("other", selector={"app": "b"}))
+    services.put(service_model("manual"))
+    services.put(service_model("elsewhere", namespace="ns2", selector={"app": "a"}))
+    assert ctl.services_selecting(pod_model("p", labels={"app": "a", "tier": "web"})) == ["ns/broad", "ns/narrow"]
+    assert ctl.services_selecting(pod_model("p", labels={"app": "a", "tier": "db"})) == ["ns/broad"]
+    assert ctl.services_selecting(pod_model("p", labels={"tier": "web"})) == []
+    assert ctl.services_selecting(pod_model("p", namespace="ns2", labels={"app": "a"})) == ["ns2/elsewhere"]
+    # a changed selector moves the Service in the index; a deleted one leaves it
+    services.put(service_model("broad", selector={"app": "b"}))
+    services.delete("ns/narrow")
+    assert ctl.services_selecting(pod_model("p", labels={"app": "a", "tier": "web"})) == []
+    assert ctl.services_selecting(pod_model("p", labels={"app": "b"})) == ["ns/broad", "ns/other"]
+
+
+def test_reconcile_reads_only_matching_pods_and_converts_each_version_once() -> None:
+    ctl, _ = endpoints_controller()
+    pods = ctl.pods.store
+    first = pod_model("a", ip="10.244.0.2", labels={"app": "web", "tier": "x"})
+    pods.put(first)
+    pods.put(pod_model("b", ip="10.244.0.3", labels={"app": "web"}))
+    pods.put(pod_model("c", ip="10.244.0.4", labels={"app": "db", "tier": "x"}))
+    pods.put(pod_model("d", namespace="ns2", labels={"app": "web", "tier": "x"}))
+    selected = ctl.pods_selected("ns", {"app": "web", "tier": "x"})
+    assert [p["metadata"]["name"] for p in selected] == ["a"]
+    assert ctl.pods_selected("ns", {"app": "web", "tier": "x"})[0] is selected[0]
+    assert [p["metadata"]["name"] for p in ctl.pods_selected("ns", {"app": "web"})] == ["a", "b"]
+    pods.put(pod_model("a", ip="10.244.0.9", labels={"app": "web", "tier": "x"}))
+    [updated] = ctl.pods_selected("ns", {"app": "web", "tier": "x"})
+    assert updated is not selected[0] and updated["status"]["podIP"] == "10.244.0.9"
+    pods.delete("ns/a")
+    ctl._forget_pod(first)
+    assert ctl.pods_selected("ns", {"app": "web", "tier": "x"}) == [] and "ns/a" not in ctl._pod_dicts
+    assert ctl.pods_selected("ns", {"app": "nothing"}) == []
+
+
+def test_reconcile_writes_only_when_the_endpoints_change() -> None:
+    ctl, client = endpoints_controller()
+    ctl.controller.informer.store.put(service_model("web", selector={"app": "web"}))
+    ctl.pods.store.put(pod_model("a", labels={"app": "web"}))
+    ctl.pods.store.put(pod_model("z", ip="10.244.0.7", labels={"app": "other"}))
+    asyncio.run(ctl.reconcile("ns/web"))
+    [(verb, created)] = client.writes
+    assert verb == "create"
+    assert [a["ip"] for a in created.to_dict()["subsets"][0]["addresses"]] == ["10.244.0.2"]
+    created.metadata.resourceVersion = "7"
+    ctl.endpoints.store.put(created)
+    asyncio.run(ctl.reconcile("ns/web"))
+    assert len(client.writes) == 1
+    ctl.pods.store.put(pod_model("a", labels={"app": "web"}, ready=False))
+    asyncio.run(ctl.reconcile("ns/web"))
+    verb, replaced = client.writes[-1]
+    assert verb == "replace" and replaced.metadata.resourceVersion == "7"
+    assert "addresses" not in replaced.to_dict()["subsets"][0]
+
+
+def test_service_ip_in_use_follows_changes_to_cached_services() -> None:
+    client = FakeClient()
+    ctl = ServiceIPController(client, informers=SharedInformers(client))  # type: ignore[arg-type]
+    store = ctl.controller.informer.store
+    store.put(service_model("a", clusterIP="10.96.0.10"))
+    store.put(service_model("b", clusterIP="10.96.0.11", type="NodePort",
+                            ports=[{"port": 80, "protocol": "TCP", "nodePort": 30001}]))
+    assert ctl.in_use(exclude="ns/a") == ({"10.96.0.11"}, {30001})
+    assert ctl.in_use(exclude="") == ({"10.96.0.10", "10.96.0.11"}, {30001})
+    store.put(service_model("a", clusterIP="10.96.0.12"))
+    store.delete("ns/b")
+    assert ctl.in_use(exclude="") == ({"10.96.0.12"}, set())

@@ -33,6 +33,29 @@ def selects(selector: Mapping[str, str], labels: Mapping[str, str] | None) -> bo
     return all(labels.get(key) == value for key, value in selector.items())
 
 
+def label_term(namespace: str, key: str, value: str) -> str:
+    """One `key=value` label scoped to a namespace: the value under which the controller's caches index
+    Pods (one per label) and Services (one per selector), so matching needs no scan of the namespace."""
+    return f"{namespace}\x00{key}\x00{value}"
+
+
+def pod_terms(namespace: str, labels: Mapping[str, str] | None) -> list[str]:
+    return [label_term(namespace, str(k), str(v)) for k, v in (labels or {}).items()]
+
+
+def selector_term(namespace: str, selector: Mapping[str, str] | None) -> list[str]:
+    """A Service is indexed under one of its selector's terms: every Pod it selects carries that label,
+    so looking up each of a Pod's labels finds every candidate Service."""
+    if not selector:
+        return []
+    key = min(selector)
+    return [label_term(namespace, key, selector[key])]
+
+
+def selector_terms(namespace: str, selector: Mapping[str, str]) -> list[str]:
+    return [label_term(namespace, k, v) for k, v in selector.items()]
+
+
 def is_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])

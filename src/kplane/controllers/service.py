@@ -16,6 +16,7 @@ selector, named like it; Services without a selector are left to whoever manages
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 from collections.abc import Mapping
@@ -28,7 +29,15 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Endpoints, Pod, Service
 from lightkube.types import PatchType
 
-from kplane.controllers.endpoints import desired_endpoints, endpoints_differ, selector_of, selects
+from kplane.controllers.endpoints import (
+    desired_endpoints,
+    endpoints_differ,
+    pod_terms,
+    selector_of,
+    selector_term,
+    selector_terms,
+    selects,
+)
 from kplane.controllers.ipalloc import (
     DEFAULT_NODE_PORT_RANGE,
     DEFAULT_SERVICE_CIDR,
@@ -39,14 +48,18 @@ from kplane.controllers.ipalloc import (
     allocate_port,
 )
 from kplane.runtime import Controller, Result, SharedInformers, key_of, split_key
+from kplane.runtime.informer import EventHandler
 from kplane.runtime.lkutil import as_dict, is_status, model
-from kplane.runtime.objects import namespace_of
+from kplane.runtime.objects import labels_of, namespace_of
+from kplane.runtime.store import IndexFunc, Store
 
 log = logging.getLogger(__name__)
 
 RANGE_FULL_RETRY_S = 30.0
 BOOTSTRAP_RETRY_S = 2.0
 NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
+SELECTOR_INDEX = "endpoints-selector"
+LABELS_INDEX = "endpoints-labels"
 
 
 @dataclass(frozen=True)
@@ -129,15 +142,25 @@ class ServiceIPController:
         self.ranges = ranges or ServiceRanges()
         self.controller = Controller("service-ip", client, Service, self.reconcile, workers=1, informers=informers)
         self._handed_out: dict[str, tuple[frozenset[str], frozenset[int]]] = {}
+        # key -> (cached object, what it holds); the informer replaces an object on every change, so identity
+        # tells whether it changed. Converting every Service on every reconcile was quadratic.
+        self._held: dict[str, tuple[Any, tuple[set[str], set[int]]]] = {}
 
     def in_use(self, exclude: str) -> tuple[set[str], set[int]]:
         ips: set[str] = set()
         ports: set[int] = set()
-        for obj in self.controller.informer.store.list():
-            if key_of(obj) != exclude:
-                held_ips, held_ports = held_by(as_dict(obj))
-                ips |= held_ips
-                ports |= held_ports
+        held: dict[str, tuple[Any, tuple[set[str], set[int]]]] = {}
+        store = self.controller.informer.store
+        for key in store:
+            obj = store.get(key)
+            entry = self._held.get(key)
+            if entry is None or entry[0] is not obj:
+                entry = (obj, held_by(as_dict(obj)))
+            held[key] = entry
+            if key != exclude:
+                ips |= entry[1][0]
+                ports |= entry[1][1]
+        self._held = held
         for key, (handed_ips, handed_ports) in self._handed_out.items():
             if key != exclude:
                 ips |= handed_ips
@@ -226,23 +249,82 @@ async def ensure_kubernetes_service(client: AsyncClient, ranges: ServiceRanges |
         wanted.pop(0)
 
 
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def spec_selector(obj: Any) -> dict[str, str] | None:
+    """`selector_of` read straight off a cached model, so matching converts nothing to a dict."""
+    return selector_of({"spec": {"selector": _field(_field(obj, "spec") or {}, "selector")}})
+
+
+def index_service_selector(obj: Any) -> list[str]:
+    return selector_term(namespace_of(obj), spec_selector(obj))
+
+
+def index_pod_labels(obj: Any) -> list[str]:
+    return pod_terms(namespace_of(obj), labels_of(obj))
+
+
+def ensure_indexer(store: Store, name: str, func: IndexFunc) -> None:
+    """Add an index unless a controller sharing the informer already did (it is the same function)."""
+    with contextlib.suppress(ValueError):
+        store.add_indexer(name, func)
+
+
 class EndpointsController:
+    """Pod events reach the Services selecting them through a label index, and reconcile reads only the
+    Pods its selector matches (each converted once per version), so the cost of an event does not grow
+    with the number of Services and Pods sharing the namespace."""
+
     def __init__(self, client: AsyncClient, *, informers: SharedInformers | None = None, workers: int = 4) -> None:
         self.client = client
         self.controller = Controller("endpoints", client, Service, self.reconcile, workers=workers,
                                      informers=informers)
         self.pods = self.controller.watches(Pod, self.services_selecting)
         self.endpoints = self.controller.watches(Endpoints, lambda obj: [key_of(obj)])
+        ensure_indexer(self.controller.informer.store, SELECTOR_INDEX, index_service_selector)
+        ensure_indexer(self.pods.store, LABELS_INDEX, index_pod_labels)
+        self._pod_dicts: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self.pods.add_handler(EventHandler(on_delete=self._forget_pod))
 
     def services_selecting(self, pod: Any) -> list[str]:
-        data = as_dict(pod)
-        labels = (data.get("metadata") or {}).get("labels") or {}
+        labels = labels_of(pod)
+        services = self.controller.informer.store
+        candidates: set[str] = set()
+        for term in pod_terms(namespace_of(pod), labels):
+            candidates |= services.index_keys(SELECTOR_INDEX, term)
         keys = []
-        for service in self.controller.informer.store.by_index("namespace", namespace_of(pod)):
-            selector = selector_of(as_dict(service))
+        for key in sorted(candidates):
+            selector = spec_selector(services.get(key))
             if selector is not None and selects(selector, labels):
-                keys.append(key_of(service))
+                keys.append(key)
         return keys
+
+    def pods_selected(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The namespace's Pods carrying every label of a (non-empty) selector, as dicts."""
+        matches = sorted((self.pods.store.index_keys(LABELS_INDEX, term)
+                          for term in selector_terms(namespace, selector)), key=len)
+        keys = set.intersection(*matches) if matches else set()
+        pods = []
+        for key in sorted(keys):
+            obj = self.pods.store.get(key)
+            if obj is not None:
+                pods.append(self._pod_dict(key, obj))
+        return pods
+
+    def _forget_pod(self, pod: Any) -> None:
+        self._pod_dicts.pop(key_of(pod), None)
+
+    def _pod_dict(self, key: str, obj: Any) -> dict[str, Any]:
+        """A Pod converted once per version: the informer replaces the object on every change, so identity
+        is a stricter test than the resourceVersion (and works for objects that lack one)."""
+        cached = self._pod_dicts.get(key)
+        if cached is not None and cached[0] is obj:
+            return cached[1]
+        data = as_dict(obj)
+        self._pod_dicts[key] = (obj, data)
+        return data
 
     async def reconcile(self, key: str) -> Result | None:
         namespace, name = split_key(key)
@@ -256,9 +338,7 @@ class EndpointsController:
         selector = selector_of(service)
         if selector is None:
             return None
-        pods = [pod for obj in self.pods.store.by_index("namespace", namespace)
-                if selects(selector, (pod := as_dict(obj)).get("metadata", {}).get("labels"))]
-        desired = desired_endpoints(service, pods)
+        desired = desired_endpoints(service, self.pods_selected(namespace, selector))
         try:
             if current is None:
                 await self.client.create(model(Endpoints, desired))

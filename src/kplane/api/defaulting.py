@@ -84,18 +84,22 @@ def _walk(
         return
     keeps_envelope = root or schema.embedded_resource
     extra = schema.additional_properties
+    properties = schema.properties
     for key in list(obj):
         value = obj[key]
-        if keeps_envelope and key in ROOT_FIELDS and key not in schema.properties:
+        if keeps_envelope and key in ROOT_FIELDS and key not in properties:
             continue
         if keeps_envelope and key == "metadata" and not into_metadata:
             continue
-        if key in schema.properties:
+        if key in properties:
+            if not isinstance(value, list | dict):  # a scalar holds nothing to report or drop
+                continue
             sub = schema.field(key)
             if sub is not None:
                 _walk(value, sub, _join(path, key), found, root=False, drop=drop, into_metadata=into_metadata)
         elif extra is not None:
-            _walk(value, extra, f"{path}[{key}]", found, root=False, drop=drop, into_metadata=into_metadata)
+            if isinstance(value, list | dict):
+                _walk(value, extra, f"{path}[{key}]", found, root=False, drop=drop, into_metadata=into_metadata)
         elif not _allows_any(schema):
             found.append(_join(path, key))
             if drop:

@@ -17,14 +17,18 @@ from datetime import datetime
 from typing import Any
 
 from kplane.api.fieldset import (
+    LIST,
+    MAP,
     STRIPPED,
     FieldSet,
     Path,
     TypedError,
     added_fields,
+    child_schema,
     compare,
     from_fields_v1,
     path_string,
+    shape,
     to_fields_v1,
 )
 from kplane.api.schema import Schema
@@ -372,7 +376,13 @@ def record_update(old: dict[str, Any] | None, new: dict[str, Any], *, manager: s
     are ignored in favour of the live ones, as upstream does; only undecodable shapes are a 400 and entries
     that survive but break the metadata rules a 422.
     """
-    check_wire_shape(_entries(new), str(new.get("kind", "")), api_version)
+    sent = _entries(new)
+    check_wire_shape(sent, str(new.get("kind", "")), api_version)
+    if old is None and sent is None and reset_fields is None:
+        created = _created(new, manager=manager, schema=schema, api_version=api_version, now=now,
+                           subresource=subresource)
+        if created is not None:
+            return created
     managed = _starting_ownership(old, new, subresource)
     target = _shallow_without_managed_fields(new)
     key = key_for(manager, UPDATE, api_version, subresource)
@@ -395,6 +405,97 @@ def record_update(old: dict[str, Any] | None, new: dict[str, Any], *, manager: s
         group = api_version.split("/", 1)[0] if "/" in api_version else ""
         raise invalid(str(new.get("kind", "")), group, str(new.get("metadata", {}).get("name", "")), causes)
     return result
+
+
+class _NeedsGeneralWalk(Exception):
+    """An associative list, or a key that is not text: :func:`_created_fields_v1` leaves it to the set code."""
+
+
+_STRIPPED_META = frozenset(("name", "namespace", "creationTimestamp", "selfLink", "uid", "clusterName",
+                            "generation", "managedFields", "resourceVersion"))
+"""The ``metadata`` children of :data:`STRIPPED`; with ``apiVersion``, ``kind`` and ``metadata`` itself."""
+
+
+def _created(new: dict[str, Any], *, manager: str, schema: Schema, api_version: str, now: str,
+             subresource: str) -> dict[str, Any] | None:
+    """:func:`record_update` for a create that sent no managedFields, without building field sets: the
+    one Update entry owns every field ``new`` sets, written straight to ``fieldsV1``. ``None`` when the
+    object holds an associative list (its keys need the general walk)."""
+    try:
+        fields_v1 = _created_fields_v1(new, schema)
+    except _NeedsGeneralWalk:
+        return None
+    target = _shallow_without_managed_fields(new)
+    if not fields_v1:
+        target.setdefault("metadata", {}).pop("managedFields", None)
+        return target
+    key = key_for(manager, UPDATE, api_version, subresource)
+    entry: dict[str, Any] = {"manager": key.manager, "operation": UPDATE, "apiVersion": api_version,
+                             "time": now, "fieldsType": "FieldsV1", "fieldsV1": fields_v1}
+    if subresource:
+        entry["subresource"] = subresource
+    target.setdefault("metadata", {})["managedFields"] = [entry]
+    causes = validate_managed_fields([entry])
+    if causes:
+        group = api_version.split("/", 1)[0] if "/" in api_version else ""
+        raise invalid(str(new.get("kind", "")), group, str(new.get("metadata", {}).get("name", "")), causes)
+    return target
+
+
+def _created_fields_v1(obj: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+    """``to_fields_v1(added_fields(obj, schema).difference(STRIPPED))``, emitted in one walk: keys sort as
+    upstream sorts field elements (by name), a member with children gets its ``"."`` entry, and the
+    stripped paths lose their membership but keep any children, as the set difference would."""
+    out: dict[str, Any] = {}
+    for name in _text_keys(obj):
+        value = obj[name]
+        sub = None if type(value) in _SCALARS else child_schema(schema, name)
+        inner: dict[str, Any] | None
+        if name in ("apiVersion", "kind", "metadata"):
+            stripped = _STRIPPED_META if name == "metadata" else frozenset()
+            inner = _fields_of(value, sub, member=False, stripped=stripped) if _has_children(value, sub) else {}
+        else:
+            inner = _fields_of(value, sub, member=True) if _has_children(value, sub) else None
+        if inner is None:
+            out["f:" + name] = {}
+        elif inner:
+            out["f:" + name] = inner
+    return out
+
+
+def _text_keys(value: Mapping[str, Any]) -> list[str]:
+    """The keys in upstream's order for field elements (by name); other key types need the general walk."""
+    if any(type(name) is not str for name in value):
+        raise _NeedsGeneralWalk
+    return sorted(value)
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+"""Types whose values are leaves under any schema (``shape`` calls them scalar or atomic)."""
+
+
+def _has_children(value: Any, schema: Schema | None) -> bool:
+    if type(value) in _SCALARS:
+        return False
+    kind = shape(schema, value)
+    if kind == LIST and value:
+        raise _NeedsGeneralWalk
+    return kind == MAP and bool(value)
+
+
+def _fields_of(value: Mapping[str, Any], schema: Schema | None, *, member: bool,
+               stripped: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The ``fieldsV1`` of a non-empty granular map, as ``_emit`` writes the set ``_added`` builds."""
+    out: dict[str, Any] = {".": {}} if member else {}
+    for name in _text_keys(value):
+        sub_value = value[name]
+        if type(sub_value) not in _SCALARS and _has_children(sub_value, sub := child_schema(schema, name)):
+            inner = _fields_of(sub_value, sub, member=name not in stripped)
+            if inner:
+                out["f:" + name] = inner
+        elif name not in stripped:
+            out["f:" + name] = {}
+    return out
 
 
 def _take_all(created: dict[str, Any], schema: Schema, managed: Managed) -> tuple[Managed, FieldSet]:

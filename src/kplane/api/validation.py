@@ -190,7 +190,8 @@ class _Plan:
     """The keywords of one schema node that validation reads, gathered once per node (``Schema.derived``):
     most nodes of a built-in schema carry only a type, so most of the checks below can be skipped."""
 
-    __slots__ = ("all_of", "array", "enum", "int_or_string", "nullable", "numeric", "object", "string", "type")
+    __slots__ = ("all_of", "array", "children", "embedded", "enum", "enum_strings", "extra", "int_or_string", "leaf",
+                 "nullable", "numeric", "object", "object_limits", "properties", "required", "string", "type")
 
     def __init__(self, schema: Schema) -> None:
         get = schema.get
@@ -198,6 +199,9 @@ class _Plan:
         self.int_or_string = schema.int_or_string
         self.nullable = bool(get("nullable"))
         self.enum = bool(get("enum"))
+        allowed = get("enum")
+        self.enum_strings = frozenset(a for a in allowed if isinstance(a, str)) if isinstance(allowed, list) \
+            else frozenset()
         fmt = get("format")
         self.string = (any(get(k) is not None for k in ("maxLength", "minLength", "pattern"))
                        or (isinstance(fmt, str) and fmt in FORMATS and not self.int_or_string))
@@ -208,6 +212,18 @@ class _Plan:
                        or schema.additional_properties is not None
                        or any(get(k) is not None for k in ("maxProperties", "minProperties")))
         self.all_of = tuple(Schema(sub, schema.definitions) for sub in get("allOf") or [])
+        self.required = tuple(get("required") or ())
+        self.embedded = schema.embedded_resource
+        self.object_limits = any(get(k) is not None for k in ("maxProperties", "minProperties"))
+        self.properties = schema.properties
+        # Each declared property's node and its ``leaf`` type, filled in as objects meet them; every other
+        # key shares ``extra`` (the additionalProperties node), so what is kept is bounded by the schema.
+        self.children: dict[str, tuple[Schema | None, str]] = {}
+        self.extra: tuple[Schema | None, str] | None = None
+        # A node that checks nothing but its type: a value of that type passes without a visit.
+        checks = (self.enum or self.string or self.numeric or self.array or self.object or self.all_of
+                  or self.int_or_string)
+        self.leaf = "" if checks else self.type
 
 
 def _plan(schema: Schema) -> _Plan:
@@ -222,7 +238,7 @@ def validate(obj: Any, schema: Schema, path: str = "") -> list[Cause]:
         return [_type_error(path, json_type(obj), expected)]
     if obj is None:
         return []
-    causes = _enum(obj, schema, path) if plan.enum else []
+    causes = _enum(obj, schema, path) if plan.enum and not (type(obj) is str and obj in plan.enum_strings) else []
     if isinstance(obj, str):
         if plan.string:
             causes += _string(obj, schema, path)
@@ -363,19 +379,37 @@ def _key_defaults(schema: Schema) -> dict[str, Any]:
 
 def _object(obj: Mapping[str, Any], schema: Schema, path: str) -> list[Cause]:
     causes: list[Cause] = []
-    for name in schema.get("required") or []:
+    plan = _plan(schema)
+    for name in plan.required:
         if name not in obj:
             causes.append(field_required(child_path(path, name)))
-    max_props = schema.get("maxProperties")
-    if max_props is not None and len(obj) > max_props:
-        causes.append(_too_many(path, len(obj), max_props))
-    min_props = schema.get("minProperties")
-    if min_props is not None and len(obj) < min_props:
-        causes.append(_invalid(path, len(obj), f"should have at least {min_props} properties"))
-    if schema.embedded_resource:
+    if plan.object_limits:
+        max_props = schema.get("maxProperties")
+        if max_props is not None and len(obj) > max_props:
+            causes.append(_too_many(path, len(obj), max_props))
+        min_props = schema.get("minProperties")
+        if min_props is not None and len(obj) < min_props:
+            causes.append(_invalid(path, len(obj), f"should have at least {min_props} properties"))
+    if plan.embedded:
         causes += [field_required(child_path(path, k)) for k in ("apiVersion", "kind") if not obj.get(k)]
+    children, properties, extra = plan.children, plan.properties, plan.extra
     for key, value in obj.items():
-        sub = schema.field(key)
-        if sub is not None:
+        entry = children.get(key)
+        if entry is None:
+            if key in properties:
+                entry = _declared(plan, schema, key)
+            else:
+                entry = extra = plan.extra = extra or _entry(schema.additional_properties)
+        sub, leaf = entry
+        if sub is not None and (not leaf or leaf != _FOUND.get(type(value))):
             causes += validate(value, sub, child_path(path, key))
     return causes
+
+
+def _declared(plan: _Plan, schema: Schema, name: str) -> tuple[Schema | None, str]:
+    entry = plan.children[name] = _entry(schema.field(name))
+    return entry
+
+
+def _entry(sub: Schema | None) -> tuple[Schema | None, str]:
+    return sub, _plan(sub).leaf if sub is not None else ""

@@ -109,7 +109,10 @@ class Admission:
         *,
         field_validation: str,
         subresource: str = "",
+        owned: bool = False,
     ) -> Admitted:
+        """``owned``: the caller hands ``obj`` over (a freshly decoded create body), so it is changed in
+        place rather than copied first."""
         warnings: list[str] = []
         schema = self.schema(rtype)
         unknown = unknown_fields(obj, schema)
@@ -120,8 +123,11 @@ class Admission:
             if field_validation == "Warn":
                 warnings.extend(f'unknown field "{path}"' for path in unknown)
         # Pruning drops a subset of what the unknown-field walk reports (that walk also enters metadata), so
-        # with nothing reported there is nothing to prune and a copy does.
-        obj = prune(obj, schema)[0] if unknown else deep_copy(obj)
+        # with nothing reported there is nothing to prune and a copy (or nothing, for an owned object) does.
+        if unknown:
+            obj = prune(obj, schema)[0]
+        elif not owned:
+            obj = deep_copy(obj)
         obj = (apply_defaults_in_place(obj, schema) if rtype.crd_name
                else apply_builtin_defaults(rtype.group, rtype.kind, obj))
         causes: list[status.Cause] = []

@@ -273,7 +273,7 @@ class ResourceService:
         if "status" in rtype.subresources and rtype.kind not in ("Node",):
             obj.pop("status", None)
         try:
-            admitted = self.admission.admit(rtype, obj, None, field_validation=ctx.field_validation())
+            admitted = self.admission.admit(rtype, obj, None, field_validation=ctx.field_validation(), owned=True)
         except status.StatusError as err:
             raise as_decode_error(err, obj, rtype) from None
         ctx.warnings.extend(admitted.warnings)

@@ -34,6 +34,8 @@ class Query:
 
     @classmethod
     def parse(cls, raw: bytes) -> Query:
+        if not raw:
+            return cls({})
         values: dict[str, str] = {}
         for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
             values.setdefault(key, value)

@@ -25,6 +25,7 @@ import yaml
 
 from kplane.apiserver.server import ServerOptions, serve
 from kplane.cli.controllers import ControllersSupervisor
+from kplane.runtime.gctune import tune_gc
 from kplane.versions.profile import load_profile
 
 READY_TIMEOUT = 60.0
@@ -91,6 +92,7 @@ def run_foreground(options: UpOptions) -> None:
                                    feature_gates=options.feature_gates)
     supervisor = ControllersSupervisor(options.data_dir, options.nodes) if options.controllers else None
     signal.signal(signal.SIGTERM, _interrupt)
+    tune_gc()
     try:
         _run(_serve(server_options, supervisor))
     finally:

@@ -1,4 +1,5 @@
-"""Garbage-collector settings for a process whose informer caches hold many long-lived objects.
+"""Garbage-collector settings for a process that holds many long-lived objects (informer caches, the API
+server's in-memory store).
 
 Every cached object is a tree of msgspec structs that the cyclic collector tracks. With CPython's default
 thresholds (700 allocations for a young collection, every 10th of those promoting further) a busy

@@ -18,6 +18,7 @@ from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import DaemonSet
 from lightkube.resources.core_v1 import Node, Pod
 
+from kplane.api.tolerations import tolerates
 from kplane.controllers import kube
 from kplane.controllers.expectations import Expectations
 from kplane.controllers.podtemplate import (
@@ -53,19 +54,6 @@ DAEMON_TOLERATIONS: list[Obj] = [
 class DaemonPlan:
     create: list[Obj] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """Toleration.ToleratesTaint: empty effect matches all, empty key with Exists matches every taint."""
-    if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if not toleration.get("key"):
-        return operator == "Exists"
-    if toleration.get("key") != taint.get("key"):
-        return False
-    same_value = (toleration.get("value") or "") == (taint.get("value") or "")
-    return operator == "Exists" or (operator == "Equal" and same_value)
 
 
 def fits_node(pod_spec: Mapping[str, Any], node: Mapping[str, Any]) -> bool:

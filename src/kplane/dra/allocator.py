@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from kplane.api.tolerations import tolerates
 from kplane.cel import CelError
 from kplane.dra.capacity import (
     Counters,
@@ -26,7 +27,7 @@ from kplane.dra.capacity import (
     counters_fit,
     format_quantity,
 )
-from kplane.dra.constraints import Constraint, DistinctAttribute, MatchAttribute, tolerates
+from kplane.dra.constraints import Constraint, DistinctAttribute, MatchAttribute
 from kplane.dra.features import Features
 from kplane.dra.model import (
     ALLOCATION_RESULTS_MAX_SIZE,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kplane.dra.model import Device, DeviceID, Obj
+from kplane.dra.model import Device, DeviceID
 
 _KINDS = ("string", "int", "bool", "version")
 
@@ -95,18 +95,3 @@ class DistinctAttribute(Constraint):
         if self.applies(request, subrequest):
             self.values.pop(request, None)
             self.count -= 1
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """resourceclaim.ToleratesTaint: an empty effect matches every effect, an empty key with Exists every
-    key; Equal (the default) compares values."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from kplane.api.tolerations import tolerates
 from kplane.scheduler.resources import (
     CPU,
     MEMORY,
@@ -116,23 +117,6 @@ Filter = Callable[[PodInfo, NodeInfo], FilterStatus | None]
 
 
 # --- taints and tolerations ----------------------------------------------------------------------------
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """core/v1 Toleration.ToleratesTaint: an empty effect matches every effect, an empty key with
-    `Exists` every key; `Equal` (the default operator) compares values."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
 
 
 def untolerated(taints: Iterable[Obj], tolerations: Sequence[Obj], effects: Sequence[str]) -> list[Obj]:

@@ -26,6 +26,8 @@ from typing import Any
 from cel_expr_python import cel as _cel
 from cel_expr_python.ext import ext_bindings, ext_encoders, ext_math, ext_optional, ext_strings
 
+from kplane.cel import twovar
+
 LIBRARIES = ("kubernetes", "standard")
 TAG = "@k8s"
 """Marks the tagged maps and lists that carry Kubernetes library values (see :func:`wrap`)."""
@@ -327,7 +329,14 @@ class Program:
 def compile(expr: str, variables: Mapping[str, CelType], *, library: str = "kubernetes") -> Program:  # noqa: A001
     """Parse and type-check ``expr`` against declared variables; :class:`CelError` says why it cannot."""
     try:
+        source = twovar.rewrite(expr)
+    except twovar.TwoVarError as err:
+        raise CelError(str(err)) from None
+    try:
         env = _env(tuple(sorted(variables.items(), key=lambda kv: kv[0])), library)
-        return Program(expr, env.compile(expr))
+        return Program(expr, env.compile(source))
     except RuntimeError as err:
-        raise CelError(_clean(str(err))) from None
+        message = _clean(str(err))
+        if source != expr and "lists.range" in message and "lists.range" not in expr:
+            message = f"two-variable comprehensions are not supported by CEL library {library!r}"
+        raise CelError(message) from None

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 MACROS_ONE_VAR = frozenset({"all", "exists", "exists_one", "map", "filter"})
-MACROS_TWO_VAR = frozenset({"transformList", "transformMap", "transformMapEntry"})
+MACROS_TWO_VAR = frozenset({"existsOne", "transformList", "transformMap", "transformMapEntry"})
 
 
 class ParseError(ValueError):

@@ -184,13 +184,16 @@ def _elements(t: Ty) -> Ty:
 
 def _member_call(node: Node, target: Ty, env: Mapping[str, Ty]) -> Ty:
     name, args = node.name, node.args
-    if name in ("all", "exists", "exists_one") and args and args[0].op == "ident":
+    two_var = len(args) >= 3 and args[0].op == "ident" and args[1].op == "ident"
+    if name in ("all", "exists", "exists_one", "existsOne", "transformList") and args and args[0].op == "ident":
         inner = {**env, args[0].name: _elements(target)}
-        if len(args) == 3 and args[1].op == "ident":
+        if two_var and (name == "transformList" or len(args) == 3):
             inner[args[1].name] = (target.elem or DYN) if target.kind in ("list", "map") else DYN
             inner[args[0].name] = INT if target.kind == "list" else STRING
-        infer(args[-1], inner)
-        return BOOL
+        for arg in args[2:-1]:
+            infer(arg, inner)
+        result = infer(args[-1], inner)
+        return list_of(result) if name == "transformList" else BOOL
     if name in ("map", "filter") and args and args[0].op == "ident":
         inner = {**env, args[0].name: _elements(target)}
         for arg in args[1:-1]:

@@ -23,6 +23,7 @@ metadata: {name: too-big}
 spec: {size: 50}
 YAML
 step kubectl -n demo apply --server-side -f "$HERE/deployment.yaml"
-step kubectl -n demo get deployments,replicasets,pods
+step kubectl -n demo rollout status deployment/web --timeout=60s
+step kubectl -n demo get deployments,replicasets,pods -o wide
 step kubectl explain widget.spec --api-version=demo.kplane.io/v1
 step kubectl api-resources --api-group=demo.kplane.io

@@ -199,9 +199,7 @@ def daemonset_controller(client: AsyncClient, informers: SharedInformers, *, wor
         pods = kube.owned(pod_informer.store, ds)
         nodes = [kube.as_dict(n) for n in node_informer.store.list()]
         now = dt.datetime.now(dt.UTC)
-        names = [p["metadata"]["name"] for p in pods]
-        live = [p["metadata"]["uid"] for p in pods if not is_terminating(p)]
-        if expectations.satisfied(key, names, live) and not meta.get("deletionTimestamp"):
+        if expectations.satisfied_by(key, pods) and not meta.get("deletionTimestamp"):
             plan = plan_daemonset(ds, nodes, pods, now)
             uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
             expectations.expect(key, deleted=[uids[name] for name in plan.delete])

@@ -9,8 +9,9 @@ and the uids it deleted, and asks the cache whether it has caught up, which need
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 # upstream uses 5 minutes; a lost event costs less here, and a short timeout keeps a wedged owner moving
 DEFAULT_TIMEOUT_S = 30.0
@@ -46,6 +47,13 @@ class Expectations:
             del self._pending[key]
             return True
         return False
+
+    def satisfied_by(self, key: str, pods: Iterable[Mapping[str, Any]]) -> bool:
+        """`satisfied` for the owner's cached pods: their names, and the uids of those not being deleted."""
+        pods = list(pods)
+        names = [p["metadata"]["name"] for p in pods]
+        live = [p["metadata"]["uid"] for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+        return self.satisfied(key, names, live)
 
     def forget(self, key: str) -> None:
         self._pending.pop(key, None)

@@ -180,9 +180,7 @@ def job_controller(client: AsyncClient, informers: SharedInformers, *, workers: 
         if meta.get("deletionTimestamp"):
             return None
         pods = kube.owned(pod_informer.store, job)
-        names = [p["metadata"]["name"] for p in pods]
-        live = [p["metadata"]["uid"] for p in pods if not is_terminating(p)]
-        if not expectations.satisfied(key, names, live):
+        if not expectations.satisfied_by(key, pods):
             return None
         now = dt.datetime.now(dt.UTC)
         plan = plan_job(job, pods, now)

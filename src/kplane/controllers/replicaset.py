@@ -115,9 +115,7 @@ def replicaset_controller(client: AsyncClient, informers: SharedInformers, *, wo
         rs = kube.as_dict(cached)
         meta = rs["metadata"]
         pods = kube.owned(pod_informer.store, rs)
-        names = [p["metadata"]["name"] for p in pods]
-        live = [p["metadata"]["uid"] for p in pods if not is_terminating(p)]
-        if expectations.satisfied(key, names, live) and not is_terminating(rs):
+        if expectations.satisfied_by(key, pods) and not is_terminating(rs):
             plan = plan_replicas(int((rs.get("spec") or {}).get("replicas", 1)), pods)
             if plan.create:
                 template = (rs.get("spec") or {}).get("template") or {}

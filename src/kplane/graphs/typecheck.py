@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kplane.api.schema import Schema
+from kplane.api.validation import json_type
 from kplane.graphs.celast import NAMESPACES, Node, qualified_name
 
 
@@ -357,20 +358,6 @@ _JSON_TYPES = {"object": "object", "array": "array", "string": "string", "intege
                "boolean": "boolean"}
 
 
-def _value_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    return "array"
-
-
 def _allowed_types(schema: Schema) -> set[str] | None:
     """JSON types a literal may have here; ``None`` for anything (no type, preserve-unknown-fields)."""
     if schema.int_or_string:
@@ -401,7 +388,7 @@ def walk_template(value: Any, schema: Schema | None, path: tuple[str | int, ...]
             _walk_children(value, None, path, out)
         return out
     allowed = _allowed_types(schema)
-    got = _value_type(value)
+    got = json_type(value)
     if allowed is not None and got not in allowed:
         expected = sorted(allowed)[0] if len(allowed) == 1 else " or ".join(sorted(allowed))
         raise TypeCheckError(f"expected {expected} type for path {join_path(path)}, got {got}")

@@ -194,3 +194,23 @@ def test_missing_class_names_the_request() -> None:
     assert missing_class(gpu_claim("c", 1, "tpu.example.com"), classes) == \
         "request r: device class tpu.example.com does not exist"
     assert missing_class(gpu_claim("c", 1), classes) == ""
+
+
+def test_created_claims_cover_a_stale_informer_until_it_catches_up() -> None:
+    from kplane.controllers.resourceclaim import CreatedClaims
+    from kplane.runtime.store import Store
+
+    store = Store()
+    created = CreatedClaims()
+    claim = {"metadata": {"name": "p-gpu-abc", "namespace": "ns", "annotations": {POD_CLAIM_NAME: "gpu"}}}
+    created.add("ns/p", "uid-1", claim)
+    owned = created.merged("ns/p", "uid-1", [], store)
+    assert owned == [claim]
+    assert plan_pod(pod(), owned, templates).create == []  # no second claim for the same pod claim
+    assert created.merged("ns/p", "uid-2", [], store) == []  # a new pod of the same name owns nothing yet
+    created.add("ns/p", "uid-1", claim)
+    store.put(claim)
+    assert created.merged("ns/p", "uid-1", [], store) == []  # the informer has it now
+    created.add("ns/p", "uid-1", claim)
+    created.forget("ns/p")
+    assert created.merged("ns/p", "uid-1", [], Store()) == []

@@ -199,3 +199,18 @@ def test_expressions_are_handed_only_what_they_select() -> None:
 ])
 def test_what_an_expression_reads(source: str, reads: Any) -> None:
     assert reads_of(source) == reads
+
+
+def test_transform_map_results_are_type_checked_and_tracked() -> None:
+    spec = {"labels": "map[string]string"}
+    ints = cm("a", "a", data="${schema.spec.labels.transformMap(k, v, size(v))}")
+    with pytest.raises(GraphError, match='returns type "int" but expected "string"'):
+        build_graph(rgd([ints], spec))
+    graph = build_graph(rgd([cm("a", "a", data="${schema.spec.labels.transformMap(k, v, v + '!')}"),
+                             cm("b", "b", data="${a.data.transformMapEntry(k, v, {v: k})}")], spec))
+    assert graph.resources["b"].dependencies == ("a",)
+    instance = {**INSTANCE, "spec": {"labels": {"x": "1", "y": "2"}}}
+    first = render(graph, instance, {})
+    assert first.resources["a"].objects[0]["data"] == {"x": "1!", "y": "2!"}
+    later = render(graph, instance, {"a": first.resources["a"].objects[0]})
+    assert later.resources["b"].objects[0]["data"] == {"1!": "x", "2!": "y"}

@@ -303,3 +303,29 @@ def test_view_moves_a_pod_between_nodes_and_survives_bad_requests() -> None:
     assert view.usage("a").pods == 1 and view.usage("a").requested == {}
     assert view.release("ns/p") and not view.release("ns/p")
     assert view.usage("b").pods == 0
+
+
+# --- how many nodes are filtered ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("all_nodes", "expected"), [
+    (1, 1), (99, 99), (100, 100), (125, 100), (1000, 420), (5000, 500), (6000, 300), (10_000, 500)])
+def test_feasible_nodes_to_find_follows_upstream(all_nodes: int, expected: int) -> None:
+    from kplane.scheduler.placement import feasible_nodes_to_find
+
+    assert feasible_nodes_to_find(all_nodes) == expected
+
+
+def test_filtering_stops_after_enough_feasible_nodes_and_starts_where_asked() -> None:
+    infos = [NodeInfo(node(f"n{i:03}")) for i in range(125)]
+    first = choose_node(PodInfo.of(pod({"cpu": "1"})), infos)
+    assert first.processed == 100 and len(first.scores) == 100 and first.node == "n000"
+    second = choose_node(PodInfo.of(pod({"cpu": "1"})), infos, start=first.processed)
+    assert "n124" in second.scores and "n099" not in second.scores and second.node == "n000"
+
+
+def test_a_pod_that_fits_nowhere_is_checked_against_every_node() -> None:
+    infos = [NodeInfo(node(f"n{i:03}", cpu="1")) for i in range(150)]
+    result = choose_node(PodInfo.of(pod({"cpu": "2"})), infos, start=70)
+    assert result.node is None and result.processed == 150 and len(result.failures) == 150
+    assert result.message.startswith("0/150 nodes are available: 150 Insufficient cpu.")

@@ -4,8 +4,9 @@ After ``pkg/apis/resource/validation/validation.go`` (1.35) and ``validatePodRes
 ``validateResourceClaimNames`` in ``pkg/apis/core/validation/validation.go``: the same limits (32 requests,
 8 subrequests, 32 selectors, 256 reservedFor entries; ResourceSlices are in :mod:`builtin_validation_dra_slice`),
 the same one-of rules and messages, and CEL selectors compiled (syntax and result type) through
-:mod:`kplane.cel`. An over-long list is reported once as ``Too many`` and its items are not looked at, as
-upstream does to keep huge inputs cheap.
+:mod:`kplane.cel` and held to the selector cost limit (:mod:`kplane.cel.draenv`). An over-long list
+is reported once as ``Too many`` and its items are not looked at, as upstream does to keep huge inputs
+cheap.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from kplane.api.builtin_validation_meta import (
     validate_template_meta,
 )
 from kplane.api.status import Cause, field_forbidden, field_invalid, field_unsupported
+from kplane.cel.draenv import over_cost_limit
 
 # resource/v1 types.go constants.
 DEVICE_REQUESTS_MAX = 32
@@ -193,8 +195,10 @@ def validate_fully_qualified_name(value: Any, path: str) -> list[Cause]:
 
 
 def validate_cel_expression(expression: Any, path: str) -> list[Cause]:
-    """Compile against the DRA environment (one variable, `device`); a selector must yield a bool.
-    Upstream's cost estimate is not reproduced: the engine offers none (see the report of this module)."""
+    """Compile against the DRA environment (one variable, `device`); a selector must yield a bool and
+    its worst-case cost must stay within CELSelectorExpressionMaxCost (validateCELSelector in
+    pkg/apis/resource/validation/validation.go: ``field.Forbidden(..., "too complex, exceeds cost limit")``,
+    checked only once the expression compiles)."""
     text = str(expression or "")
     if len(text) > CEL_EXPRESSION_MAX:
         return [too_long(path, CEL_EXPRESSION_MAX)]
@@ -206,6 +210,8 @@ def validate_cel_expression(expression: Any, path: str) -> list[Cause]:
         return [field_invalid(path, text, f"compilation failed: {err}")]
     if program.result_type not in ("bool", "dyn"):
         return [field_invalid(path, text, "must evaluate to bool")]
+    if over_cost_limit(text):
+        return [field_forbidden(path, "too complex, exceeds cost limit")]
     return []
 
 

@@ -215,6 +215,14 @@ def _guarded(ov: Overload) -> Callable[..., Any]:
     return impl
 
 
+_TWO_VAR_OVERLOADS = (
+    Overload("kplane_tv_map", twovar.MAP_FROM_PAIRS, (list_of(list_of(DYN)),), map_of(DYN, DYN),
+             twovar.map_from_pairs),
+    Overload("kplane_tv_entries", twovar.MAP_FROM_ENTRIES, (list_of(map_of(DYN, DYN)),), map_of(DYN, DYN),
+             twovar.map_from_entries),
+)
+"""What the rewritten ``transformMap``/``transformMapEntry`` call (see :mod:`kplane.cel.twovar`)."""
+
 _EXTRA_LIBRARIES: dict[str, tuple[Overload, ...]] = {}
 """Libraries registered by other packages (kro's functions …): the Kubernetes library plus their overloads."""
 
@@ -236,7 +244,7 @@ def _library(name: str) -> list[Any]:
     from kplane.cel import k8slib  # the library imports this module's types, so it is loaded on first use
 
     by_name: dict[str, list[Overload]] = {}
-    for ov in (*k8slib.OVERLOADS, *_EXTRA_LIBRARIES.get(name, ())):
+    for ov in (*k8slib.OVERLOADS, *_TWO_VAR_OVERLOADS, *_EXTRA_LIBRARIES.get(name, ())):
         by_name.setdefault(ov.name, []).append(ov)
     decls: list[Any] = []
     for fname, overloads in by_name.items():
@@ -326,6 +334,15 @@ class Program:
         return value.plain_value()
 
 
+def _iterates_ranges(library: str) -> bool:
+    """Whether rewritten two-variable comprehensions can compile: they iterate lists with ``lists.range``."""
+    if library == "standard":
+        return False
+    from kplane.cel import k8slib
+
+    return any(ov.name == "lists.range" for ov in (*k8slib.OVERLOADS, *_EXTRA_LIBRARIES.get(library, ())))
+
+
 def compile(expr: str, variables: Mapping[str, CelType], *, library: str = "kubernetes") -> Program:  # noqa: A001
     """Parse and type-check ``expr`` against declared variables; :class:`CelError` says why it cannot."""
     try:
@@ -334,9 +351,11 @@ def compile(expr: str, variables: Mapping[str, CelType], *, library: str = "kube
         raise CelError(str(err)) from None
     try:
         env = _env(tuple(sorted(variables.items(), key=lambda kv: kv[0])), library)
+        if source != expr and not _iterates_ranges(library):
+            raise CelError(f"two-variable comprehensions are not supported by CEL library {library!r}")
         return Program(expr, env.compile(source))
     except RuntimeError as err:
         message = _clean(str(err))
-        if source != expr and "lists.range" in message and "lists.range" not in expr:
-            message = f"two-variable comprehensions are not supported by CEL library {library!r}"
+        for internal, shown in twovar.INTERNAL_NAMES.items():
+            message = message.replace(internal, shown)
         raise CelError(message) from None

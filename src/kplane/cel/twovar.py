@@ -1,24 +1,38 @@
 """cel-go's two-variable comprehensions (``ext.TwoVarComprehensions``) rewritten into single-variable CEL.
 
 The engine knows only the one-variable macros, while kro enables the two-variable ones
-(github.com/google/cel-go ``ext/comprehensions.go``): ``all``, ``exists``, ``existsOne`` and
-``transformList`` over a list bind an index and an element, over a map a key and a value. Each call becomes a
-one-variable macro over the indices (``lists.range(size(l))``) or the keys, with the element bound by
-``cel.bind``. The target is bound once, so the rewrite needs no type: the range is picked at run time by
-``type(target) == list``. ``transformMap`` and ``transformMapEntry`` build maps, which no one-variable macro
-and no library function of the engine can, so they are refused by name.
+(github.com/google/cel-go ``ext/comprehensions.go``): ``all``, ``exists``, ``existsOne``, ``transformList``,
+``transformMap`` and ``transformMapEntry`` over a list bind an index and an element, over a map a key and a
+value. Each call becomes a one-variable macro over the indices (``lists.range(size(l))``) or the keys, with the
+element bound by ``cel.bind``. The target is bound once, so the rewrite needs no type: the range is picked at
+run time by ``type(target) == list``.
+
+No one-variable macro builds a map, so the two map-building forms collect a list in CEL and hand it to an
+engine-internal function (:data:`MAP_FROM_PAIRS`, :data:`MAP_FROM_ENTRIES`; the engine declares them) that
+builds the map in Python. Values cross into Python and back, so the result holds what the engine can return
+from a function: JSON-like values, bytes and uints (as ints), but no timestamps or durations.
 
 Positions in compile errors about the rewritten parts refer to the rewritten text."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 PREDICATES = {"all": "all", "exists": "exists", "existsOne": "exists_one", "exists_one": "exists_one"}
-UNSUPPORTED = frozenset({"transformMap", "transformMapEntry"})
+TRANSFORMS = frozenset({"transformList", "transformMap", "transformMapEntry"})
 BINDING = "__kplane_tv"
 """Prefix of the variable that holds a comprehension's target; users cannot collide without meaning to."""
+MAP_FROM_PAIRS = "__kplane_tv_map"
+"""``list(list(dyn)) -> map(dyn, dyn)``: the ``[key, value]`` pairs of ``transformMap`` as a map."""
+MAP_FROM_ENTRIES = "__kplane_tv_entries"
+"""``list(map(dyn, dyn)) -> map(dyn, dyn)``: the maps ``transformMapEntry``'s transform made, merged."""
+INTERNAL_NAMES = {MAP_FROM_PAIRS: "transformMap", MAP_FROM_ENTRIES: "transformMapEntry"}
+"""How compile errors about the internal functions name them to the user."""
+ACCUMULATOR = "__result__"
+"""cel-go's accumulator variable (``parser.AccumulatorName``), which iteration variables may not shadow."""
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -127,7 +141,81 @@ def _arguments(toks: list[_Tok], open_paren: int, close_paren: int) -> list[tupl
 def _is_two_var(name: str, arity: int) -> bool:
     if name in PREDICATES:
         return arity == 3
-    return name == "transformList" and arity in (3, 4)
+    return name in TRANSFORMS and arity in (3, 4)
+
+
+def _key_text(key: Any) -> str:
+    """A map key as Go's ``%v`` prints the CEL value (cel-go's duplicate-key error shows it so)."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+class _MapBuilder:
+    """A Python dict filled as CEL fills a map: ``0`` and ``0u`` are one key, ``true`` and ``1`` are two."""
+
+    def __init__(self) -> None:
+        self.out: dict[Any, Any] = {}
+        self._markers: set[tuple[bool, Any]] = set()
+
+    def put(self, key: Any, value: Any) -> None:
+        marker = (isinstance(key, bool), key)
+        if marker in self._markers:
+            # cel-go ``common/types/map.go`` InsertMapKeyValue.
+            raise ValueError(f"insert failed: key {_key_text(key)} already exists")
+        if key in self.out:
+            raise ValueError(f"kplane's CEL engine cannot hold both bool and int keys equal to {int(key)} in one map")
+        self._markers.add(marker)
+        self.out[key] = value
+
+
+def map_from_pairs(pairs: Sequence[Sequence[Any]]) -> dict[Any, Any]:
+    """``transformMap``'s result; its keys come from a list or a map, so they never repeat in CEL."""
+    builder = _MapBuilder()
+    for key, value in pairs:
+        builder.put(key, value)
+    return builder.out
+
+
+def map_from_entries(entries: Sequence[Any]) -> dict[Any, Any]:
+    """``transformMapEntry``'s result: the transforms' maps merged, a repeated key being an error.
+
+    A transform that is not a map fails as cel-go's binary dispatch fails on ``cel.@mapInsert``
+    (``interpreter/interpretable.go``)."""
+    builder = _MapBuilder()
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise ValueError("no such overload: cel.@mapInsert")
+        for key, value in entry.items():
+            builder.put(key, value)
+    return builder.out
+
+
+def _variables(name: str, toks: list[_Tok], args: list[tuple[int, int]]) -> tuple[str, str]:
+    """The two iteration variables, checked as cel-go's ``extractIterVars`` checks them."""
+    names = [toks[a:b] for a, b in args[:2]]
+    if any(len(n) != 1 or n[0].kind != "id" for n in names):
+        raise TwoVarError(f"{name}: argument must be a simple name")
+    first, second = names[0][0].text, names[1][0].text
+    if first == second:
+        raise TwoVarError(f"{name}: duplicate variable name: {first}")
+    if ACCUMULATOR in (first, second) or first.startswith(BINDING) or second.startswith(BINDING):
+        raise TwoVarError(f"{name}: iteration variable overwrites accumulator variable")
+    return first, second
+
+
+def _loop(name: str, target: str, held: str, first: str, second: str, bodies: list[str]) -> str:
+    """The one-variable CEL for a call, its bodies already in source text."""
+    bound = [f"cel.bind({second}, {held}[{first}], {body})" for body in bodies]
+    if name == "transformMap":
+        bound[-1] = f"[{first}, {bound[-1]}]"
+    keys = f"(type({held}) == list ? lists.range(size({held})) : dyn({held}))"
+    loop = f"{keys}.{PREDICATES.get(name, 'map')}({first}, {', '.join(bound)})"
+    if name == "transformMap":
+        loop = f"{MAP_FROM_PAIRS}({loop})"
+    elif name == "transformMapEntry":
+        loop = f"{MAP_FROM_ENTRIES}({loop})"
+    return f"cel.bind({held}, {target}, {loop})"
 
 
 def _rewrite_one(text: str, serial: int) -> str | None:
@@ -143,28 +231,15 @@ def _rewrite_one(text: str, serial: int) -> str | None:
         if close is None:
             return None
         args = _arguments(toks, i + 2, close)
-        if name in UNSUPPORTED:
-            raise TwoVarError(f"{name} is not supported: kplane's CEL engine cannot build maps in a comprehension")
         if not _is_two_var(name, len(args)):
             continue
         start = _target_start(toks, i)
         if start is None:
             raise TwoVarError(f"cannot find the target of {name}")
-        names = [toks[a:b] for a, b in args[:2]]
-        if any(len(n) != 1 or n[0].kind != "id" for n in names):
-            raise TwoVarError(f"{name}: argument must be a simple name")
-        first, second = names[0][0].text, names[1][0].text
-        if first == second:
-            raise TwoVarError(f"{name}: duplicate variable name: {first}")
+        first, second = _variables(name, toks, args)
         bodies = [text[toks[a].start : toks[b - 1].end] for a, b in args[2:]]
         target = text[toks[start].start : toks[i - 1].end]
-        held = f"{BINDING}{serial}"
-        bound = [f"cel.bind({second}, {held}[{first}], {body})" for body in bodies]
-        macro = PREDICATES.get(name, "map")
-        loop = (
-            f"cel.bind({held}, {target}, (type({held}) == list ? lists.range(size({held})) : dyn({held}))"
-            f".{macro}({first}, {', '.join(bound)}))"
-        )
+        loop = _loop(name, target, f"{BINDING}{serial}", first, second, bodies)
         return text[: toks[start].start] + loop + text[toks[close].end :]
     return None
 
@@ -172,7 +247,7 @@ def _rewrite_one(text: str, serial: int) -> str | None:
 def rewrite(text: str) -> str:
     """``text`` with every two-variable comprehension in single-variable CEL; unchanged when it has none.
 
-    :class:`TwoVarError` for ``transformMap``/``transformMapEntry`` and for malformed two-variable calls."""
+    :class:`TwoVarError` for malformed two-variable calls (the engine reports the rest when it compiles)."""
     serial = 0
     while (rewritten := _rewrite_one(text, serial)) is not None:
         text, serial = rewritten, serial + 1

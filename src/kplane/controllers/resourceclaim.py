@@ -33,6 +33,7 @@ from lightkube.types import PatchType
 from kplane.controllers import kube
 from kplane.runtime import Controller, Result, SharedInformers, make_key
 from kplane.runtime.lkutil import model
+from kplane.runtime.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,37 @@ def _dicts(objs: Any) -> list[dict[str, Any]]:
     return [kube.as_dict(o) for o in objs]
 
 
+class CreatedClaims:
+    """Claims this controller created that its informer may not show yet, by pod key and uid.
+
+    A pod is reconciled again as soon as anything about it changes, often before the watch delivers the
+    claim just created for it; planning from the informer alone would then create a second claim for the same
+    pod claim. Upstream's controller keeps a mutation cache for the same reason
+    (pkg/controller/resourceclaim/controller.go, `claimCache.Mutation`). An entry goes once the informer has
+    the claim, or with the pod."""
+
+    def __init__(self) -> None:
+        self._by_pod: dict[str, tuple[str, list[Obj]]] = {}
+
+    def add(self, pod_key: str, pod_uid: str, claim: Obj) -> None:
+        uid, claims = self._by_pod.get(pod_key, (pod_uid, []))
+        self._by_pod[pod_key] = (pod_uid, [*claims, claim] if uid == pod_uid else [claim])
+
+    def forget(self, pod_key: str) -> None:
+        self._by_pod.pop(pod_key, None)
+
+    def merged(self, pod_key: str, pod_uid: str, owned: list[dict[str, Any]], store: Store) -> list[Obj]:
+        """`owned` (from the informer) plus the claims created for the pod that the informer lacks."""
+        uid, recent = self._by_pod.get(pod_key, (pod_uid, []))
+        missing = [c for c in recent if uid == pod_uid
+                   and make_key(str(_meta(c).get("namespace")), str(_meta(c).get("name"))) not in store]
+        if missing:
+            self._by_pod[pod_key] = (uid, missing)
+        else:
+            self._by_pod.pop(pod_key, None)
+        return [*owned, *missing]
+
+
 def pod_claim_keys(pod: Any) -> list[str]:
     """Claims a pod names: by `resourceClaimName`, or generated and recorded in its status."""
     data = kube.as_dict(pod)
@@ -190,9 +222,12 @@ def pod_claim_keys(pod: Any) -> list[str]:
 
 
 def pod_controller(client: AsyncClient, informers: SharedInformers) -> Controller:
+    created = CreatedClaims()
+
     async def reconcile(key: str) -> Result | None:
         cached = controller.get(key)
         if cached is None:
+            created.forget(key)
             return None
         pod = kube.as_dict(cached)
         namespace = str(_meta(pod).get("namespace"))
@@ -203,13 +238,15 @@ def pod_controller(client: AsyncClient, informers: SharedInformers) -> Controlle
             found = templates.store.get(make_key(namespace, name))
             return None if found is None else kube.as_dict(found)
 
-        plan = plan_pod(pod, kube.owned(claims.store, pod), template)
+        uid = str(_meta(pod).get("uid") or "")
+        owned = created.merged(key, uid, kube.owned(claims.store, pod), claims.store)
+        plan = plan_pod(pod, owned, template)
         statuses = list(plan.statuses if plan.statuses is not None else
                         (pod.get("status") or {}).get("resourceClaimStatuses") or ())
         for pod_claim, body in plan.create:
-            created = await client.create(model(ResourceClaim, body))
-            claim_name = created.metadata.name if created.metadata else None
-            statuses.append({"name": pod_claim, "resourceClaimName": claim_name})
+            claim = kube.as_dict(await client.create(model(ResourceClaim, body)))
+            created.add(key, uid, claim)
+            statuses.append({"name": pod_claim, "resourceClaimName": _meta(claim).get("name")})
         if plan.create or plan.statuses is not None:
             await kube.patch(client, Pod.Status, str(_meta(pod).get("name")), namespace,
                              {"status": {"resourceClaimStatuses": statuses}})

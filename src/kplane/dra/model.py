@@ -17,7 +17,6 @@ Obj = Mapping[str, Any]
 
 ALLOCATION_RESULTS_MAX_SIZE = 32
 """``resourceapi.AllocationResultsMaxSize``."""
-CEL_SELECTOR_EXPRESSION_MAX_COST = 1_000_000
 CEL_SELECTOR_EXPRESSION_MAX_LENGTH = 10 * 1024
 
 

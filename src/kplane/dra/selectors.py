@@ -5,7 +5,14 @@ builds it, compiled once per expression and evaluated through :mod:`kplane.cel`.
 shows are closed here: attribute and capacity names without a domain are placed under the device's driver,
 versions become Semver values and capacities Quantity values, a domain the device does not publish reads as
 an empty map (upstream's custom ``mapper.Find``), ``allowMultipleAllocations`` exists only when consumable
-capacity is enabled (else, as upstream, the expression does not compile), and the result must be a bool."""
+capacity is enabled (else, as upstream, the expression does not compile), and the result must be a bool.
+
+Costs: every compiled selector carries its worst-case cost (:mod:`kplane.cel.cost` over the size limits
+of the ``device`` declaration, as ``CompileCELExpression`` sets ``MaxCost``); validation refuses one over
+``CELSelectorExpressionMaxCost``. The engine has no runtime cost limit, so :func:`matches` stands in for
+cel-go's ``cel.CostLimit``: a selector whose worst case is over the limit is first costed again with the
+sizes of the actual device, and if that bound is still over the limit evaluation is refused with cel-go's
+error. The bound counts both sides of ``&&``/``||`` where cel-go's actual cost would stop early."""
 
 from __future__ import annotations
 
@@ -16,6 +23,8 @@ from typing import Any
 
 from kplane.cel import DYN, STRING, CelError, Program, map_of
 from kplane.cel import compile as cel_compile
+from kplane.cel.cost import UNKNOWN, CostError, decl_of, estimate
+from kplane.cel.draenv import CEL_SELECTOR_EXPRESSION_MAX_COST, estimated_cost
 from kplane.cel.engine import wrap
 from kplane.cel.k8slib import QUANTITY, SEMVER, parse_semver
 from kplane.dra.model import CEL_SELECTOR_EXPRESSION_MAX_LENGTH, Device
@@ -24,6 +33,8 @@ _DEVICE = {"device": map_of(STRING, DYN)}
 _STRING_LITERAL = re.compile(r"""(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
 _MULTI_ALLOC = re.compile(r"\ballowMultipleAllocations\b")
 
+COST_LIMIT_EXCEEDED = "operation cancelled: actual cost limit exceeded"
+"""cel-go ``interpreter/runtimecost.go``: the error of an evaluation stopped by ``cel.CostLimit``."""
 
 @dataclass(frozen=True)
 class Selector:
@@ -31,6 +42,9 @@ class Selector:
     error: str
     domains: frozenset[str]
     """String literals of the expression: a lookup of any of them as a domain must find an empty map."""
+    max_cost: int = UNKNOWN
+    """Worst-case cost over any device the API admits (upstream's ``CompilationResult.MaxCost``)."""
+    expression: str = ""
 
 
 @lru_cache(maxsize=1024)
@@ -48,7 +62,7 @@ def compile_selector(expression: str, consumable_capacity: bool) -> Selector:
     if program.result_type not in ("bool", "dyn"):
         return Selector(None, f"must evaluate to bool, got {program.result_type}", frozenset())
     domains = frozenset(a or b for a, b in _STRING_LITERAL.findall(expression))
-    return Selector(program, "", domains)
+    return Selector(program, "", domains, estimated_cost(expression), expression)
 
 
 def _qualify(name: str, driver: str) -> tuple[str, str]:
@@ -91,8 +105,12 @@ def device_variable(device: Device, driver: str, consumable_capacity: bool) -> d
 
 
 def matches(selector: Selector, variable: dict[str, Any]) -> bool:
-    """Evaluate a compiled selector; CelError on a runtime error or a non-bool result."""
+    """Evaluate a compiled selector; CelError on a runtime error, a non-bool result, or (cel-go's
+    runtime cost limit) a selector too costly for this device."""
     assert selector.program is not None
+    if selector.max_cost > CEL_SELECTOR_EXPRESSION_MAX_COST and actual_cost(selector, variable) > \
+            CEL_SELECTOR_EXPRESSION_MAX_COST:
+        raise CelError(COST_LIMIT_EXCEEDED)
     for key in ("attributes", "capacity"):
         missing = selector.domains.difference(variable[key])
         if missing:
@@ -101,3 +119,11 @@ def matches(selector: Selector, variable: dict[str, Any]) -> bool:
     if not isinstance(result, bool):
         raise CelError(f"expression must evaluate to bool, got {type(result).__name__}")
     return result
+
+
+def actual_cost(selector: Selector, variable: dict[str, Any]) -> int:
+    """An upper bound of the selector's cost for one device: the estimate with that device's sizes."""
+    try:
+        return estimate(selector.expression, {"device": decl_of(variable)})
+    except CostError:
+        return UNKNOWN

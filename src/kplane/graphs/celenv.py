@@ -4,6 +4,11 @@ kro v0.9 (``pkg/cel/environment.go``, ``pkg/cel/library/*.go``) adds ``random.se
 ``hash.fnv64a/sha256/md5``, ``json.marshal/unmarshal``, ``map.merge``, ``lists.setAtIndex/insertAtIndex/
 removeAtIndex`` and ``omit()``. They are registered as the engine library ``"kro"``; expressions compile with
 every graph variable declared ``dyn`` because the static checks live in :mod:`kplane.graphs.typecheck`.
+
+``runtime.newCondition`` and ``runtime.condition`` (kro ``pkg/cel/library/runtime.go``) exist only in the
+library ``"kro.conditions"``, which compiles an instance's ``status.conditions`` entries. The engine cannot
+return opaque values, so a condition travels as a ``map(string, string)`` of its four fields plus the mark
+``"@kro": "condition"`` that tells it from a map the author wrote.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from kplane.cel.engine import (
 from kplane.cel.engine import compile as cel_compile
 
 LIBRARY = "kro"
+CONDITIONS_LIBRARY = "kro.conditions"
 OMIT = {"@kro": "omit"}
 """What ``omit()`` evaluates to; the renderer drops the field that holds it (kro's omit sentinel)."""
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -111,6 +117,68 @@ def remove_at(items: list[Any], index: int) -> list[Any]:
     return [*items[:index], *items[index + 1:]]
 
 
+CONDITION_KEYS = ("type", "status", "reason", "message")
+CONDITION_STATUSES = ("True", "False", "Unknown")
+CONDITION_MARK = ("@kro", "condition")
+
+
+def _cel_type(value: Any) -> str:
+    """A run-time value's CEL type name, for messages."""
+    names = ((bool, "bool"), (int, "int"), (float, "double"), (str, "string"), (bytes, "bytes"),
+             (Mapping, "map"), (list, "list"), (tuple, "list"), (type(None), "null_type"))
+    return next((name for kind, name in names if isinstance(value, kind)), type(value).__name__)
+
+
+def is_condition(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get(CONDITION_MARK[0]) == CONDITION_MARK[1]
+
+
+def _condition(fields: Mapping[str, str]) -> dict[str, str]:
+    return {**{key: fields.get(key, "") for key in CONDITION_KEYS}, CONDITION_MARK[0]: CONDITION_MARK[1]}
+
+
+def new_condition(fields: Mapping[Any, Any]) -> dict[str, str]:
+    """``runtime.newCondition``: the values as computed; key rules were applied when the entry was parsed."""
+    out: dict[str, str] = {}
+    for key, value in fields.items():
+        if not isinstance(value, str):
+            raise CelError(f"runtime.newCondition: {key} must be a string, got {_cel_type(value)}")
+        if key == "type" and not value:
+            raise CelError("runtime.newCondition: type must not be empty")
+        if key == "status" and value not in CONDITION_STATUSES:
+            raise CelError("runtime.newCondition: status must be one of True, False, Unknown "
+                           f"(got {json.dumps(value)})")
+        out[str(key)] = value
+    return _condition(out)
+
+
+def _text(entry: Mapping[Any, Any], key: str) -> str:
+    value = entry.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def condition_of(obj: Any, wanted: str) -> dict[str, str]:
+    """``runtime.condition``: the first of ``obj.status.conditions`` with type ``wanted``, else an empty one."""
+    if not isinstance(obj, Mapping):
+        raise CelError(f"runtime.condition: obj must be an object, got {_cel_type(obj)}")
+    if "status" not in obj:
+        return _condition({})
+    status = obj["status"]
+    if not isinstance(status, Mapping):
+        raise CelError("runtime.condition: obj.status must be an object")
+    if "conditions" not in status:
+        return _condition({})
+    conditions = status["conditions"]
+    if not isinstance(conditions, list | tuple):
+        raise CelError("runtime.condition: obj.status.conditions must be a list")
+    for entry in conditions:
+        if not isinstance(entry, Mapping):
+            raise CelError(f"runtime.condition: unexpected condition element type {_cel_type(entry)}")
+        if _text(entry, "type") == wanted:
+            return _condition({key: _text(entry, key) for key in CONDITION_KEYS})
+    return _condition({})
+
+
 _LIST = list_of(DYN)
 _MAP = map_of(DYN, DYN)
 OVERLOADS: tuple[Overload, ...] = (
@@ -129,13 +197,24 @@ OVERLOADS: tuple[Overload, ...] = (
     Overload("omit", "omit", (), DYN, lambda: dict(OMIT)),
 )
 FUNCTIONS = frozenset(ov.name for ov in OVERLOADS)
+_CONDITION = map_of(STRING, STRING)
+RUNTIME_OVERLOADS: tuple[Overload, ...] = (
+    Overload("runtime_newCondition_map", "runtime.newCondition", (map_of(STRING, DYN),), _CONDITION, new_condition),
+    Overload("runtime_condition_dyn_string", "runtime.condition", (DYN, STRING), _CONDITION, condition_of),
+)
 
 register_library(LIBRARY, OVERLOADS)
+register_library(CONDITIONS_LIBRARY, (*OVERLOADS, *RUNTIME_OVERLOADS))
 
 
 def compile_expression(source: str, variables: Iterable[str]) -> Program:
     """Compile with every variable ``dyn``; :class:`CelError` for syntax errors and unknown functions."""
     return cel_compile(source, dict.fromkeys(variables, DYN), library=LIBRARY)
+
+
+def compile_condition(source: str, variables: Iterable[str]) -> Program:
+    """Compile a ``status.conditions`` entry (after its ``newCondition`` keys were quoted): ``runtime`` too."""
+    return cel_compile(source, dict.fromkeys(variables, DYN), library=CONDITIONS_LIBRARY)
 
 
 def is_omit(value: Any) -> bool:

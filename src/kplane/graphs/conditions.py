@@ -6,6 +6,10 @@ RGD (``pkg/controller/resourcegraphdefinition/controller_status.go``, ``api/v1al
 ``state.go``): ``InstanceManaged``, ``GraphResolved``, ``ResourcesReady`` and ``Ready``; ``state`` is ``ERROR``
 when a node failed, ``ACTIVE`` when every node is synced or skipped, else ``IN_PROGRESS``; ``DELETING`` while
 children are removed. (``FAILED`` is kro's deprecated legacy state and is never written.)
+
+When the RGD declares ``status.conditions``, the author's conditions are written instead of the built-ins
+(``pkg/controller/instance/status.go`` ``updateStatus``, ``pkg/runtime/conditions.go``), evaluated after the
+built-ins with ``schema.status.conditions`` bound to them; ``state`` stays kro's.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kplane.graphs.render import RenderResult
+from kplane.graphs import customconditions as cc
+from kplane.graphs.graph import Graph
+from kplane.graphs.render import Pending, RenderError, RenderResult, evaluate_after, render
 
 READY = "Ready"
 GRAPH_ACCEPTED = "GraphAccepted"
@@ -159,16 +165,82 @@ def under_deletion(remaining: int) -> Condition:
     return Condition(RESOURCES_READY, "Unknown", "UnderDeletion", f"deleting resources: {remaining} remaining")
 
 
+@dataclass(frozen=True)
+class Authored:
+    """The author's conditions as one pass produced them. ``incomplete``: some entry produced nothing (its
+    data is pending, or it failed), so conditions written earlier keep their place for the types missing;
+    ``errors``: entries that failed or types produced twice, which make the state ``ERROR``."""
+
+    conditions: tuple[Condition, ...]
+    incomplete: bool = False
+    errors: tuple[str, ...] = ()
+
+
+def _as_maps(conditions: Sequence[Condition]) -> list[dict[str, str]]:
+    return [{"type": c.type, "status": c.status, "reason": c.reason, "message": c.message} for c in conditions]
+
+
+def evaluate_authored(graph: Graph, result: RenderResult, builtins: Sequence[Condition]) -> Authored:
+    """Evaluate ``graph.conditions`` after a pass; ``builtins`` (root ``Ready`` included) are what
+    ``runtime.condition(schema, …)`` reads, the instance's own status being hidden from it."""
+    schema = {k: v for k, v in (result.activation.get("schema") or {}).items() if k != "status"}
+    extra = {"schema": {**schema, "status": {"conditions": _as_maps(builtins)}}}
+    produced: list[dict[str, str]] = []
+    failures: list[str] = []
+    incomplete = False
+    for entry in graph.conditions:
+        try:
+            produced += cc.flatten(evaluate_after(graph, result, entry.source, extra), entry.text)
+        except Pending:
+            incomplete = True
+        except (RenderError, ValueError) as err:
+            failures.append(f"{cc.go_quote(entry.text)}: {err}")
+    kept, duplicates = cc.without_duplicates(produced)
+    if duplicates:
+        failures.append(f"duplicate condition type(s) [{' '.join(duplicates)}] dropped")
+    conditions = tuple(Condition(c["type"], c["status"], c["reason"], c["message"]) for c in kept)
+    return Authored(conditions, incomplete or bool(failures), tuple(failures))
+
+
+def authored(graph: Graph, instance: Mapping[str, Any], result: RenderResult | None,
+             conditions: Sequence[Condition], state: str) -> Authored | None:
+    """What the author's conditions are this pass; ``None`` when the RGD declares none. While deleting
+    nothing is evaluated: kro shows its ``ResourcesReady`` over the conditions already written. Without a
+    render (a suspended instance) they are evaluated as if no child were observed."""
+    if not graph.conditions:
+        return None
+    rooted = with_root(conditions, INSTANCE_CONDITIONS)
+    if state == DELETING:
+        return Authored(tuple(c for c in rooted if c.type == RESOURCES_READY), incomplete=True)
+    return evaluate_authored(graph, result if result is not None else render(graph, instance, {}), rooted)
+
+
+def _wire_conditions(rooted: Sequence[Condition], authored: Authored | None, old: Any, generation: int | None,
+                     now: str) -> list[dict[str, Any]]:
+    if authored is None:
+        return render_conditions(rooted, old, generation, now)
+    wire = render_conditions(authored.conditions, old, generation, now)
+    if authored.incomplete:
+        have = {c.type for c in authored.conditions}
+        wire += [dict(c) for c in old or [] if isinstance(c, Mapping) and c.get("type") not in have]
+    return wire
+
+
 def instance_status(result: RenderResult | None, conditions: Sequence[Condition], state: str,
-                    old_status: Any, generation: int | None, now: str) -> dict[str, Any]:
+                    old_status: Any, generation: int | None, now: str, authored: Authored | None = None,
+                    ) -> dict[str, Any]:
     """The whole instance status, rebuilt from scratch as kro does (projected fields appear only once every
     expression in them evaluates; without a render, while deleting, the last projection is kept); a True root
-    ``Ready`` makes the state ``ACTIVE``."""
+    ``Ready`` makes the state ``ACTIVE``. With ``authored``, the author's conditions are written instead of
+    the built-ins, and a failed entry makes the state ``ERROR``."""
     rooted = with_root(conditions, INSTANCE_CONDITIONS)
     if rooted[-1].status == "True" and state != DELETING:
         state = INSTANCE_ACTIVE
+    if authored is not None and authored.errors:
+        state = ERROR
     old = old_status if isinstance(old_status, Mapping) else {}
-    status: dict[str, Any] = {"conditions": render_conditions(rooted, old.get("conditions"), generation, now),
+    status: dict[str, Any] = {"conditions": _wire_conditions(rooted, authored, old.get("conditions"), generation,
+                                                             now),
                               "state": state}
     projected = result.status if result is not None else old
     status.update({k: v for k, v in projected.items() if k not in ("conditions", "state")})

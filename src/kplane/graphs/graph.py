@@ -3,7 +3,9 @@
 The steps follow kro's builder (``pkg/graph/builder.go``, v0.9): validate names and shapes, turn the
 SimpleSchema into the instance CRD, resolve each resource's kind to an OpenAPI schema, extract ``${…}``
 expressions, infer dependencies from the identifiers they read, order the DAG (declaration order breaks
-ties), then type-check every expression against the field it lands in and infer the status schema.
+ties), then type-check every expression against the field it lands in and infer the status schema. Author
+conditions under ``status.conditions`` are taken out first and checked on their own
+(:mod:`kplane.graphs.customconditions`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from kplane.api.schema import Schema
 from kplane.cel import CelError, Program
 from kplane.graphs import celast, celenv, crd, dag, simpleschema
+from kplane.graphs import customconditions as cc
 from kplane.graphs import typecheck as tc
 from kplane.graphs import validation as v
 from kplane.graphs.expressions import ExpressionError, Field, standalone_expression, walk_fields
@@ -99,6 +102,8 @@ class Graph:
     order: tuple[str, ...]
     status_fields: tuple[Field, ...]
     programs: Mapping[str, Program] = field(repr=False)
+    conditions: tuple[cc.AuthorCondition, ...] = ()
+    """The author's ``status.conditions`` entries; when any, they replace kro's built-ins on the wire."""
 
     @property
     def api_version(self) -> str:
@@ -167,6 +172,15 @@ def resolve_kind(api_version: str, kind: str, schemas: SchemaLookup, minor: int)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def _keys_quoted(source: str) -> str:
+    """The text analysed: kro's ``newCondition`` macro applies to every expression, so its bare keys are not
+    identifiers the expression reads (the call itself is refused outside ``status.conditions``)."""
+    try:
+        return cc.expand_new_condition(source)
+    except ValueError:
+        return source
+
+
 class _Expressions:
     """Expressions by text: syntax trees for analysis (kro's inspector), compiled programs for evaluation."""
 
@@ -179,7 +193,7 @@ class _Expressions:
         """The syntax tree, or ``None`` for CEL this parser does not know but the engine compiles."""
         if source not in self.trees:
             try:
-                self.trees[source] = celast.parse(source)
+                self.trees[source] = celast.parse(_keys_quoted(source))
             except celast.ParseError:
                 self.program(source)
                 self.trees[source] = None
@@ -317,6 +331,8 @@ def _dependencies(node: _Node, ids: set[str], exprs: _Expressions) -> None:
 
 
 def _add_edges(node: _Node, used: set[str], ids: set[str], exprs: _Expressions, source: str) -> None:
+    if cc.RUNTIME in used:
+        raise GraphError(f"resource {node.rid}: expression \"{source}\": {cc.OUTSIDE}")
     unknown = used - ids - {"schema"}
     if unknown:
         raise GraphError(f"resource {node.rid}: expression \"{source}\" {_unknown(unknown)}")
@@ -476,7 +492,9 @@ def build_graph(rgd: Mapping[str, Any], *, schemas: SchemaLookup = no_crds, kube
         node = by_id[rid]
         item = (items[rid].elem or tc.DYN) if items[rid].kind == "list" else items[rid]
         _check_node(node, env, exprs, item)
-    status_fields, status_schema = _status(schema_spec.get("status"), id_set, env, exprs)
+    status, condition_entries = cc.extract(schema_spec.get("status"))
+    status_fields, status_schema = _status(status, id_set, env, exprs)
+    conditions, condition_programs = cc.build_conditions(condition_entries, ids, env)
     meta = schema_spec.get("metadata") or {}
     instance_crd = crd.instance_crd(
         kind=kind, group=group, version=version, scope=scope, spec=spec_schema, status=status_schema,
@@ -494,4 +512,5 @@ def build_graph(rgd: Mapping[str, Any], *, schemas: SchemaLookup = no_crds, kube
     }
     return Graph(name=str((rgd.get("metadata") or {}).get("name") or ""), group=group, version=version, kind=kind,
                  scope=scope, crd=instance_crd, resources=resources, order=tuple(order),
-                 status_fields=tuple(status_fields), programs=dict(exprs.programs))
+                 status_fields=tuple(status_fields), programs={**exprs.programs, **condition_programs},
+                 conditions=conditions)

@@ -154,7 +154,8 @@ class InstanceController:
         if aps.needs_management(graph, self.rgd_uid, inst):
             inst = await self._manage(graph, inst)
         if aps.is_suspended(inst):
-            await self._write_status(inst, None, [cond.managed(), cond.resolved(), cond.suspended()], cond.IN_PROGRESS)
+            await self._write_status(graph, inst, None, [cond.managed(), cond.resolved(), cond.suspended()],
+                                     cond.IN_PROGRESS)
             return None
         return await self._sync(graph, inst)
 
@@ -240,7 +241,7 @@ class InstanceController:
         states = cond.node_states(result, applied)
         state = cond.instance_state(states)
         conditions = [cond.managed(), cond.resolved(), cond.resources_condition(result, states, applied)]
-        await self._write_status(inst, result, conditions, state)
+        await self._write_status(graph, inst, result, conditions, state)
         if state == cond.ERROR:
             return Result(requeue=True)
         return None if state == cond.INSTANCE_ACTIVE else Result(requeue_after=REQUEUE_S)
@@ -413,7 +414,8 @@ class InstanceController:
                     return None
                 return Result(requeue=True)
             return None
-        await self._write_status(inst, None, [cond.managed(), cond.resolved(), cond.under_deletion(len(members))],
+        await self._write_status(graph, inst, None,
+                                 [cond.managed(), cond.resolved(), cond.under_deletion(len(members))],
                                  cond.DELETING)
         top = max(aps.apply_order_of(o) for _, o in members)
         wave = [(k, o) for k, o in members
@@ -423,11 +425,15 @@ class InstanceController:
 
     # -- status -----------------------------------------------------------------------------------------------
 
-    async def _write_status(self, inst: Mapping[str, Any], result: RenderResult | None,
+    async def _write_status(self, graph: Graph, inst: Mapping[str, Any], result: RenderResult | None,
                             conditions: list[cond.Condition], state: str) -> None:
+        """Status from kro's built-in conditions, or from the author's when the RGD declares them."""
         meta = inst.get("metadata") or {}
         old = inst.get("status") or {}
-        status = cond.instance_status(result, conditions, state, old, meta.get("generation"), now())
+        authored = cond.authored(graph, inst, result, conditions, state)
+        if authored is not None and authored.errors:
+            log.warning("author conditions of %s degraded: %s", self._key(inst), "; ".join(authored.errors))
+        status = cond.instance_status(result, conditions, state, old, meta.get("generation"), now(), authored)
         if cond.same_status(old, status):
             return
         try:

@@ -66,6 +66,9 @@ class RenderResult:
     status: Mapping[str, Any]
     pending_status: tuple[str, ...] = ()
     errors: tuple[str, ...] = field(default=())
+    activation: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """What expressions saw at the end of the pass: ``schema`` (the defaulted instance) and every observed,
+    included node; the instance's author conditions are evaluated against it (:func:`evaluate_after`)."""
 
     def objects(self) -> list[dict[str, Any]]:
         """Every child object kro would create (not external refs, not skipped), in topological order."""
@@ -327,4 +330,11 @@ def render(graph: Graph, instance: Mapping[str, Any], observed: Mapping[str, Any
             activation[res.id] = observed[res.id]
     status, pending, errors = _project_status(graph, ev)
     node_errors = [f"resource {s.id}: {s.error}" for s in states.values() if s.error]
-    return RenderResult(states, status, tuple(pending), tuple(node_errors + errors))
+    return RenderResult(states, status, tuple(pending), tuple(node_errors + errors), activation)
+
+
+def evaluate_after(graph: Graph, result: RenderResult, source: str, extra: Mapping[str, Any]) -> Any:
+    """One of ``graph``'s expressions in the scope ``result`` ended with, ``extra`` bound on top: for the
+    author conditions, which read kro's built-in conditions and so run only once the pass is over.
+    :class:`Pending` while data is missing, :class:`RenderError` for any other failure."""
+    return _Evaluator(graph, dict(result.activation)).evaluate(source, extra)

@@ -172,6 +172,9 @@ _MEMBER_RESULTS = {
     "compareTo": INT, "major": INT, "minor": INT, "patch": INT,
 }
 _SAME_AS_TARGET = frozenset({"slice", "sort", "distinct", "reverse", "merge"})
+_COMPREHENSIONS = frozenset(
+    {"all", "exists", "exists_one", "existsOne", "transformList", "transformMap", "transformMapEntry"}
+)
 
 
 def _elements(t: Ty) -> Ty:
@@ -186,14 +189,19 @@ def _elements(t: Ty) -> Ty:
 def _member_call(node: Node, target: Ty, env: Mapping[str, Ty]) -> Ty:
     name, args = node.name, node.args
     two_var = len(args) >= 3 and args[0].op == "ident" and args[1].op == "ident"
-    if name in ("all", "exists", "exists_one", "existsOne", "transformList") and args and args[0].op == "ident":
+    if name in _COMPREHENSIONS and args and args[0].op == "ident":
         inner = {**env, args[0].name: _elements(target)}
-        if two_var and (name == "transformList" or len(args) == 3):
+        if two_var and (name.startswith("transform") or len(args) == 3):
             inner[args[1].name] = (target.elem or DYN) if target.kind in ("list", "map") else DYN
             inner[args[0].name] = INT if target.kind == "list" else STRING
         for arg in args[2:-1]:
             infer(arg, inner)
         result = infer(args[-1], inner)
+        if name == "transformMap":
+            # Keys stay the target's: a map's keep string keys; a list's indices make int keys, not expressible here.
+            return map_of(result) if target.kind in ("map", "object") else DYN
+        if name == "transformMapEntry":
+            return DYN
         return list_of(result) if name == "transformList" else BOOL
     if name in ("map", "filter") and args and args[0].op == "ident":
         inner = {**env, args[0].name: _elements(target)}

@@ -13,15 +13,13 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.config.client_adapter import verify_cluster
 from lightkube.config.kubeconfig import SingleConfig
 
+from kplane.runtime.transport import AiohttpTransport
+
 DEFAULT_FIELD_MANAGER = "kplane-controllers"
 DEFAULT_TIMEOUT_S = 10.0
 # Watches hold a connection each for minutes (one per informer: a few dozen with the garbage collector's),
-# so the pool must be well above that; httpx's default of 100 leaves room for fewer than 80 requests.
+# so the pool must be well above that, next to one connection per concurrent request.
 MAX_CONNECTIONS = 256
-# Idle connections kept for reuse. httpcore probes every idle connection's socket on each request and each
-# response, so keeping many costs CPU on every request; keeping too few makes a burst (50 node leases
-# renewed at once) reconnect and redo TLS handshakes afterwards.
-MAX_KEEPALIVE_CONNECTIONS = 20
 
 
 class KubeconfigError(Exception):
@@ -68,14 +66,13 @@ def client_from_kubeconfig(
         raise KubeconfigError(f"kubeconfig {path}: {_describe(exc)}") from exc
 
 
-def pooled_transport(config: SingleConfig) -> httpx2.AsyncHTTPTransport:
-    """The transport lightkube would build (same TLS verification and client certificate), with pool limits
-    sized for many long watches beside many concurrent requests."""
+def pooled_transport(config: SingleConfig) -> AiohttpTransport:
+    """The TLS verification and client certificate lightkube would use, on aiohttp's connection pool
+    (see `kplane.runtime.transport` for why not httpx2's)."""
     if config.user is None:
         raise ValueError("the context names no user")
     verify = verify_cluster(config.cluster, config.user, config.abs_file, trust_env=False)
-    limits = httpx2.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS)
-    return httpx2.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
+    return AiohttpTransport(verify, max_connections=MAX_CONNECTIONS)
 
 
 def _describe(exc: BaseException) -> str:

@@ -46,6 +46,10 @@ PREEMPTION_NO_VICTIMS = "No preemption victims found for incoming pod"
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 FILTER_EFFECTS = ("NoSchedule", "NoExecute")
 PREFER_NO_SCHEDULE = "PreferNoSchedule"
+# pkg/scheduler/schedule_one.go: how many fitting nodes the scheduler looks for before it stops filtering.
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+BASE_PERCENTAGE_OF_NODES_TO_SCORE = 50
 
 
 def insufficient(resource: str) -> str:
@@ -234,34 +238,35 @@ TAINT_TOLERATION_WEIGHT = 3
 NODE_AFFINITY_WEIGHT = 2
 
 
-def _fractions(pod: PodInfo, node: NodeInfo) -> list[tuple[int, int]]:
-    """(requested after placing the pod, allocatable) for cpu and memory, with scoring defaults."""
-    cpu, memory = nonzero_requests(pod.requests)
+def _shares(cpu: int, memory: int, node: NodeInfo) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(requested after placing the pod, allocatable) for cpu and memory; `cpu` and `memory` are the pod's
+    requests with scoring defaults."""
     allocatable = node.allocatable
-    return [
-        (node.usage.nonzero_cpu + cpu, allocatable.get(CPU, 0)),
-        (node.usage.nonzero_memory + memory, allocatable.get(MEMORY, 0)),
-    ]
+    return ((node.usage.nonzero_cpu + cpu, allocatable.get(CPU, 0)),
+            (node.usage.nonzero_memory + memory, allocatable.get(MEMORY, 0)))
 
 
-def least_allocated(pod: PodInfo, node: NodeInfo) -> int:
+def least_allocated(shares: Sequence[tuple[int, int]]) -> int:
     """noderesources LeastAllocated: the mean free share of cpu and memory, 0 to 100."""
-    scores = [
-        0 if have == 0 or used > have else (have - used) * MAX_SCORE // have for used, have in _fractions(pod, node)
-    ]
+    scores = [0 if have == 0 or used > have else (have - used) * MAX_SCORE // have for used, have in shares]
     return sum(scores) // len(scores)
 
 
-def balanced_allocation(pod: PodInfo, node: NodeInfo) -> int:
+def balanced_allocation(shares: Sequence[tuple[int, int]]) -> int:
     """NodeResourcesBalancedAllocation: 100 * (1 - standard deviation of the cpu and memory shares)."""
-    shares = [min(used / have, 1.0) if have else 1.0 for used, have in _fractions(pod, node)]
-    mean = sum(shares) / len(shares)
-    deviation = (sum((share - mean) ** 2 for share in shares) / len(shares)) ** 0.5
+    fractions = [min(used / have, 1.0) if have else 1.0 for used, have in shares]
+    mean = sum(fractions) / len(fractions)
+    deviation = (sum((share - mean) ** 2 for share in fractions) / len(fractions)) ** 0.5
     return int((1 - deviation) * MAX_SCORE)
 
 
-def prefer_no_schedule_count(pod: PodInfo, node: NodeInfo) -> int:
-    tolerations = [t for t in pod.tolerations if (t.get("effect") or PREFER_NO_SCHEDULE) == PREFER_NO_SCHEDULE]
+def _prefer_no_schedule_tolerations(pod: PodInfo) -> list[Obj]:
+    return [t for t in pod.tolerations if (t.get("effect") or PREFER_NO_SCHEDULE) == PREFER_NO_SCHEDULE]
+
+
+def _prefer_no_schedule_count(tolerations: Sequence[Obj], node: NodeInfo) -> int:
+    if not node.taints:
+        return 0
     return len(untolerated(node.taints, tolerations, (PREFER_NO_SCHEDULE,)))
 
 
@@ -281,15 +286,20 @@ def _normalized(raw: Mapping[str, int], *, reverse: bool) -> dict[str, int]:
 
 
 def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo]) -> dict[str, int]:
-    taints = _normalized({n.name: prefer_no_schedule_count(pod, n) for n in nodes}, reverse=True)
+    """Weighted sum of the default score plugins. What depends on the pod alone is worked out once, not once
+    per node: this runs for every feasible node of every placement."""
+    cpu, memory = nonzero_requests(pod.requests)
+    tolerations = _prefer_no_schedule_tolerations(pod)
+    taints = _normalized({n.name: _prefer_no_schedule_count(tolerations, n) for n in nodes}, reverse=True)
     affinity = _normalized({n.name: preferred_affinity_weight(pod, n) for n in nodes}, reverse=False)
-    return {
-        n.name: LEAST_ALLOCATED_WEIGHT * least_allocated(pod, n)
-        + BALANCED_ALLOCATION_WEIGHT * balanced_allocation(pod, n)
-        + TAINT_TOLERATION_WEIGHT * taints[n.name]
-        + NODE_AFFINITY_WEIGHT * affinity[n.name]
-        for n in nodes
-    }
+    scores = {}
+    for n in nodes:
+        shares = _shares(cpu, memory, n)
+        scores[n.name] = (LEAST_ALLOCATED_WEIGHT * least_allocated(shares)
+                          + BALANCED_ALLOCATION_WEIGHT * balanced_allocation(shares)
+                          + TAINT_TOLERATION_WEIGHT * taints[n.name]
+                          + NODE_AFFINITY_WEIGHT * affinity[n.name])
+    return scores
 
 
 # --- placement -----------------------------------------------------------------------------------------
@@ -304,6 +314,8 @@ class PlacementResult:
     failures: Mapping[str, FilterStatus] = field(default_factory=dict)
     scores: Mapping[str, int] = field(default_factory=dict)
     preemption_policy: str = "PreemptLowerPriority"
+    processed: int = 0
+    """Nodes the filters looked at before enough fitting ones were found."""
 
     @property
     def scheduled(self) -> bool:
@@ -355,23 +367,44 @@ def place(
 
 
 def choose_node(
-    pod: PodInfo, nodes: Sequence[NodeInfo], *, filters: Sequence[Filter] = DEFAULT_FILTERS
+    pod: PodInfo, nodes: Sequence[NodeInfo], *, filters: Sequence[Filter] = DEFAULT_FILTERS, start: int = 0
 ) -> PlacementResult:
-    """`place` for callers that keep parsed pods and nodes between placements (the scheduler does)."""
+    """`place` for callers that keep parsed pods and nodes between placements (the scheduler does).
+
+    As upstream, filtering walks the nodes from `start` (wrapping around) and stops once it has
+    `feasible_nodes_to_find` nodes that fit; `PlacementResult.processed` says how many it looked at, so the
+    caller can start the next placement after them and spread pods over all nodes."""
+    wanted = feasible_nodes_to_find(len(nodes))
     feasible: list[NodeInfo] = []
     failures: dict[str, FilterStatus] = {}
-    for node in nodes:
+    processed = 0
+    count = len(nodes)
+    for offset in range(count):
+        node = nodes[(start + offset) % count]
+        processed += 1
         status = _run_filters(pod, node, filters)
         if status is None:
             feasible.append(node)
+            if len(feasible) >= wanted:
+                break
         else:
             failures[node.name] = status
     policy = (pod.pod.get("spec") or {}).get("preemptionPolicy") or "PreemptLowerPriority"
     if not feasible:
-        return PlacementResult(None, len(nodes), failures, preemption_policy=policy)
+        return PlacementResult(None, count, failures, preemption_policy=policy, processed=processed)
     scores = score_nodes(pod, feasible)
     best = min(scores, key=lambda name: (-scores[name], name))
-    return PlacementResult(best, len(nodes), failures, scores, policy)
+    return PlacementResult(best, count, failures, scores, policy, processed)
+
+
+def feasible_nodes_to_find(all_nodes: int) -> int:
+    """How many fitting nodes are enough to score: every node below 100 nodes, else an adaptive share of the
+    cluster (50% less 1% per 125 nodes, at least 5%) but never under 100 (pkg/scheduler/schedule_one.go
+    numFeasibleNodesToFind with the default percentageOfNodesToScore of 0, i.e. adaptive)."""
+    if all_nodes < MIN_FEASIBLE_NODES_TO_FIND:
+        return all_nodes
+    percentage = max(BASE_PERCENTAGE_OF_NODES_TO_SCORE - all_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
+    return max(all_nodes * percentage // 100, MIN_FEASIBLE_NODES_TO_FIND)
 
 
 def _run_filters(pod: PodInfo, node: NodeInfo, filters: Sequence[Filter]) -> FilterStatus | None:

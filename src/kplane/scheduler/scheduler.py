@@ -97,6 +97,8 @@ class Scheduler:
         self.view = ClusterView()
         self.events = EventRecorder(client, scheduler_name)
         self._unschedulable: set[str] = set()
+        self._next_start = 0
+        """Where the next placement starts filtering (upstream's nextStartNodeIndex)."""
         self.controller = Controller(
             CONTROLLER_NAME,
             client,
@@ -199,7 +201,9 @@ class Scheduler:
                 await self._unschedulable_pod(key, pod, claims.message)
             return None
         filters = self.filters if claims is None else (*self.filters, claims.filter)
-        result = choose_node(info, self.view.node_infos(), filters=filters)
+        nodes = self.view.node_infos()
+        result = choose_node(info, nodes, filters=filters, start=self._next_start)
+        self._next_start = (self._next_start + result.processed) % max(len(nodes), 1)
         if result.node is None:
             await self._unschedulable_pod(key, pod, result.message)
             return Result(requeue_after=RETRY_UNSCHEDULABLE_S)

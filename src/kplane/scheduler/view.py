@@ -33,8 +33,11 @@ class ClusterView:
         self._nodes: dict[str, NodeInfo] = {}
         self._usage: dict[str, NodeUsage] = {}
         self._placed: dict[str, Placed] = {}
+        self._sorted: list[NodeInfo] | None = None
+        """`node_infos`, kept until a node changes: every placement asks for it."""
 
     def clear(self) -> None:
+        self._sorted = None
         self._nodes.clear()
         self._usage.clear()
         self._placed.clear()
@@ -44,12 +47,16 @@ class ClusterView:
     def set_node(self, node: Mapping[str, Any]) -> None:
         name = str((node.get("metadata") or {}).get("name") or "")
         self._nodes[name] = NodeInfo(node, self._usage_of(name))
+        self._sorted = None
 
     def remove_node(self, name: str) -> None:
         self._nodes.pop(name, None)
+        self._sorted = None
 
     def node_infos(self) -> list[NodeInfo]:
-        return [self._nodes[name] for name in sorted(self._nodes)]
+        if self._sorted is None:
+            self._sorted = [self._nodes[name] for name in sorted(self._nodes)]
+        return self._sorted
 
     def usage(self, node: str) -> NodeUsage:
         return self._usage_of(node)

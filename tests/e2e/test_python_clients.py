@@ -8,6 +8,7 @@ answers in its own way (python-k8s.md §1.6, §1.7): ``kubernetes.watch.Watch`` 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -472,6 +473,18 @@ def compacted(compacting_plane: ControlPlane) -> Iterator[tuple[k8s.ApiClient, s
     wait_until(compacted_past_since, f"compaction past revision {since}")
     yield client, namespace, since
     client.close()
+
+
+async def test_concurrent_unconditional_patches_of_one_object_all_succeed(alight: AsyncClient,
+                                                                             namespace: str) -> None:
+    """Patches without a resourceVersion never conflict with each other: the server applies them one after
+    the other (upstream's GuaranteedUpdate), however many race for the same object."""
+    await alight.create(ConfigMap(metadata=ObjectMeta(name="raced", namespace=namespace), data={}))
+    await asyncio.gather(*(
+        alight.patch(ConfigMap, "raced", {"data": {f"k{i}": str(i)}}, namespace=namespace,
+                     patch_type=PatchType.MERGE) for i in range(40)))
+    final = await alight.get(ConfigMap, "raced", namespace=namespace)
+    assert final.data == {f"k{i}": str(i) for i in range(40)}
 
 
 def test_watch_from_compacted_revision_gets_in_stream_410(compacted: tuple[k8s.ApiClient, str, str]) -> None:

@@ -11,7 +11,8 @@ import kubernetes_validate
 import pytest
 
 from kplane.api.apply import LAST_APPLIED, server_side_apply
-from kplane.api.fieldset import FieldSet, from_fields_v1, make_path
+from kplane.api.fieldset import FieldSet, make_path
+from kplane.api.fieldsv1 import from_fields_v1
 from kplane.api.managedfields import manager_from_user_agent, record_update
 from kplane.api.schema import Schema
 from kplane.api.status import StatusError

@@ -19,15 +19,14 @@ from kplane.api.fieldset import (
     element_to_string,
     field,
     fieldset_of,
-    from_fields_v1,
     index,
     key,
     make_path,
     path_string,
-    to_fields_v1,
     typed_fieldset,
     value,
 )
+from kplane.api.fieldsv1 import decode_cached, encode_cached, from_fields_v1, to_fields_v1
 from kplane.api.schema import Schema
 
 DEFS_FILE = (
@@ -323,3 +322,16 @@ def test_fields_v1_round_trips_any_set(paths: list[tuple[Any, ...]]) -> None:
     wire = json.loads(json.dumps(to_fields_v1(fs)))
     assert from_fields_v1(wire) == fs
     assert set(fs.paths()) == set(paths)
+
+
+def test_cached_wire_form_matches_the_plain_one_and_hands_out_fresh_dicts() -> None:
+    fs = from_fields_v1(json.loads(NGINX_FIELDS_V1))
+    first = encode_cached(fs)
+    assert first == to_fields_v1(fs)
+    first["f:spec"] = {}
+    assert encode_cached(fs) == to_fields_v1(fs)  # a caller changing its copy changes nothing cached
+    wire = json.loads(NGINX_FIELDS_V1)
+    assert decode_cached(wire) == fs
+    assert decode_cached(wire) is decode_cached(json.loads(NGINX_FIELDS_V1))
+    with pytest.raises(ValueError):
+        decode_cached({"f:a": "not an object"})

@@ -560,3 +560,20 @@ async def test_close_stops_a_running_compaction(tmp_path: Path, monkeypatch: pyt
     s = await Store.open(tmp_path / "db.sqlite")
     assert s.compacted_revision == 2 and s.revision == 12
     await s.close()
+
+
+async def test_latest_shows_staged_writes_that_get_hides_until_commit(store: Store) -> None:
+    base = await store.create("/r/a", obj("a"))
+    pending = asyncio.ensure_future(store.update("/r/a", obj("a", w=1), expected_revision=rv(base)))
+    await asyncio.sleep(0)  # staged, handed to the writer, not yet committed
+    staged = store.latest("/r/a")
+    assert staged is not None and staged["data"] == {"w": 1}
+    assert store.get("/r/a") == base  # readers still see the committed state
+    # A write based on the staged state chains onto it instead of conflicting.
+    chained = asyncio.ensure_future(store.update("/r/a", obj("a", w=2), expected_revision=rv(staged)))
+    await store.settled("/r/a")
+    assert pending.done() and chained.done()
+    assert store.get("/r/a") == store.latest("/r/a") == await chained
+    assert (await chained)["data"] == {"w": 2}
+    assert store.latest("/r/missing") is None
+    await store.settled("/r/missing")  # nothing in flight: returns at once

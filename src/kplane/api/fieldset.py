@@ -320,53 +320,6 @@ class _Builder:
         return fs
 
 
-# --- FieldsV1 --------------------------------------------------------------------------------------
-
-def to_fields_v1(fs: FieldSet) -> dict[str, Any]:
-    """The ``fieldsV1`` object, keys in upstream order, ``"."`` for a member that also has children."""
-    return _emit(fs, include_self=False)
-
-
-def _emit(fs: FieldSet, include_self: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if include_self and not fs.empty:
-        out["."] = {}
-    for pe in sorted(fs.members | fs.children.keys(), key=element_key):
-        child = fs.children.get(pe)
-        out[element_to_string(pe)] = {} if child is None else _emit(child, pe in fs.members)
-    return out
-
-
-def from_fields_v1(d: Mapping[str, Any]) -> FieldSet:
-    """Parse ``fieldsV1``; raises ``ValueError`` on malformed input as upstream's decoder errors."""
-    if not isinstance(d, Mapping):
-        raise ValueError("fieldsV1 must be a JSON object")
-    children, _ = _parse(d)
-    return children
-
-
-def _parse(d: Mapping[str, Any]) -> tuple[FieldSet, bool]:
-    members: set[PathElement] = set()
-    children: dict[PathElement, FieldSet] = {}
-    is_member = False
-    for text, sub in d.items():
-        if not isinstance(sub, Mapping):
-            raise ValueError(f"value of {text!r} must be a JSON object")
-        if text == ".":
-            is_member = True
-            continue
-        pe = element_from_string(text)
-        if pe is None:
-            continue
-        grand, child_member = _parse(sub)
-        if child_member:
-            members.add(pe)
-        if not grand.empty:
-            children[pe] = grand
-    fs = FieldSet(members, children)
-    return fs, is_member or fs.empty
-
-
 # --- walking objects against schemas ---------------------------------------------------------------
 
 # What a schema node is to structured-merge-diff; computed once per node (``Schema.derived``).
@@ -553,6 +506,8 @@ def compare(old: Any, new: Any, schema: Schema | None) -> Comparison:
 
 def _compare(lhs: Any, rhs: Any, schema: Schema | None, path: Path,
              out: tuple[_Builder, _Builder, _Builder]) -> None:
+    if type(lhs) is type(rhs) and lhs == rhs:
+        return  # nothing differs below here; dict and list equality run in C, far quicker than the walk
     added, modified, removed = out
     present = rhs if rhs is not _ABSENT else lhs
     kind = shape(schema, present)

@@ -26,11 +26,10 @@ from kplane.api.fieldset import (
     added_fields,
     child_schema,
     compare,
-    from_fields_v1,
     path_string,
     shape,
-    to_fields_v1,
 )
+from kplane.api.fieldsv1 import decode_cached, encode_cached
 from kplane.api.schema import Schema
 from kplane.api.status import Cause, StatusError, bad_request, field_invalid, invalid
 
@@ -95,7 +94,7 @@ def decode_managed_fields(entries: Any) -> Managed:
         if fields_type != "FieldsV1":
             raise ValueError(f'invalid fieldsType "{fields_type}" in managed fields entry {i}')
         try:
-            fields = from_fields_v1(entry.get("fieldsV1") or {})
+            fields = decode_cached(entry.get("fieldsV1") or {})
         except ValueError as err:
             raise ValueError(f"error decoding versioned set: error decoding set: {err}") from None
         key = ManagerKey(str(entry.get("manager") or ""), operation,
@@ -122,7 +121,7 @@ def encode_managed_fields(managed: Managed) -> list[dict[str, Any]]:
         if owned.time is not None:
             entry["time"] = owned.time
         entry["fieldsType"] = "FieldsV1"
-        entry["fieldsV1"] = to_fields_v1(owned.fields)
+        entry["fieldsV1"] = encode_cached(owned.fields)
         if key.subresource:
             entry["subresource"] = key.subresource
         entries.append(entry)

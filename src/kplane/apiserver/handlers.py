@@ -117,6 +117,14 @@ class ResourceService:
             raise self._not_found(ctx.rtype, ctx.path.name)
         return obj
 
+    def _latest(self, ctx: RequestContext) -> Obj:
+        """The object a patch builds on: the newest staged state, so that concurrent patches of one object
+        queue up behind each other instead of conflicting (see `Store.latest`)."""
+        obj = self.store.latest(self._key(ctx))
+        if obj is None:
+            raise self._not_found(ctx.rtype, ctx.path.name)
+        return obj
+
     def _manager(self, ctx: RequestContext) -> str:
         return ctx.query.get("fieldManager") or manager_from_user_agent(ctx.user_agent)
 
@@ -361,7 +369,7 @@ class ResourceService:
         new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
         to_storage_version(rtype, new)
         if self._unchanged(old, new):
-            return 200, old
+            return 200, await self._committed(ctx, old)
         self._size_check(new)
         finished = new["metadata"].get("deletionTimestamp") and not _pending_finalizers(rtype, new)
         if ctx.dry_run:
@@ -375,6 +383,20 @@ class ResourceService:
             raise status.conflict(rtype.plural, rtype.group, ctx.path.name, status.MODIFIED) from None
         except KeyNotFoundError:
             raise self._not_found(rtype, ctx.path.name) from None
+
+    async def _committed(self, ctx: RequestContext, obj: Obj) -> Obj:
+        """`obj` once it is committed. A no-op write answers with the object it was based on, which may be
+        a staged write (`_latest`) that no reader may see before its commit; should that commit fail, the
+        caller's base is gone, which is a conflict (retried by unconditional patches)."""
+        key = self._key(ctx)
+        if self.store.get(key) is obj:
+            return obj
+        await self.store.settled(key)
+        committed = self.store.get(key)
+        version = obj["metadata"].get("resourceVersion")
+        if committed is None or committed["metadata"].get("resourceVersion") != version:
+            raise status.conflict(ctx.rtype.plural, ctx.rtype.group, ctx.path.name, status.MODIFIED)
+        return committed
 
     @staticmethod
     def _unchanged(old: Obj, new: Obj) -> bool:
@@ -407,7 +429,7 @@ class ResourceService:
         if patch_type == codec.APPLY_PATCH:
             return await self._apply(ctx)
         for _ in range(PATCH_RETRIES):
-            old = self._current(ctx)
+            old = self._latest(ctx)
             current = present(ctx.rtype, meta.deep_copy(old))
             if patch_type == codec.JSON_PATCH:
                 patched = apply_json_patch(current, ctx.body)
@@ -436,7 +458,7 @@ class ResourceService:
         force = ctx.query.flag("force")
         schema = self.admission.schema(rtype)
         for _ in range(PATCH_RETRIES):
-            old = self.store.get(self._key(ctx))
+            old = self.store.latest(self._key(ctx))
             now = meta.now_rfc3339()
             live = present(rtype, meta.deep_copy(old)) if old is not None else None
             merged = server_side_apply(live, applied, manager=manager, schema=schema, force=force,

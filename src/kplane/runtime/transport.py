@@ -24,6 +24,9 @@ import httpx2
 # A watch may stay silent for minutes between events (bookmarks come every minute or so); a read timeout
 # of None leaves it to the server's timeoutSeconds, as httpx2 does when lightkube passes read=None.
 _READ_CHUNK = 65536
+# Headers aiohttp would add on its own; httpx2 has already set those the request should carry. (Content-Type
+# would otherwise become application/octet-stream on a body sent without one.)
+_NOT_OURS = ("User-Agent", "Accept-Encoding", "Accept", "Content-Type")
 
 
 class _Body(httpx2.AsyncByteStream):
@@ -36,12 +39,13 @@ class _Body(httpx2.AsyncByteStream):
         try:
             async for chunk in self._response.content.iter_chunked(_READ_CHUNK):
                 yield chunk
+        # aiohttp's read timeout (SocketTimeoutError) is also a ClientConnectionError: it must be caught first.
+        except TimeoutError as exc:
+            raise httpx2.ReadTimeout("timed out reading the response") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise httpx2.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
         except aiohttp.ClientConnectionError as exc:
             raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
-        except TimeoutError as exc:
-            raise httpx2.ReadTimeout("timed out reading the response") from exc
 
     async def aclose(self) -> None:
         # A body read to its end returns the connection to the pool; one abandoned half way (a watch that is
@@ -63,7 +67,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             connector = aiohttp.TCPConnector(ssl=self._ssl, limit=self._max_connections, limit_per_host=0,
                                              keepalive_timeout=30.0, enable_cleanup_closed=False)
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=False,
-                                                  skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+                                                  skip_auto_headers=_NOT_OURS,
                                                   cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
@@ -76,14 +80,17 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             response = await session.request(
                 request.method, str(request.url), headers=request.headers.multi_items(), data=body or None,
                 timeout=timeout, allow_redirects=False, compress=None)
+        # aiohttp's timeouts are ClientErrors too (ConnectionTimeoutError, SocketTimeoutError), so they go first.
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise httpx2.ConnectTimeout("timed out connecting", request=request) from exc
         except aiohttp.ClientConnectorError as exc:
             raise httpx2.ConnectError(str(exc), request=request) from exc
+        except TimeoutError as exc:
+            raise httpx2.ReadTimeout("timed out waiting for the response", request=request) from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             raise httpx2.ReadError(str(exc) or type(exc).__name__, request=request) from exc
         except aiohttp.ClientError as exc:
             raise httpx2.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc
-        except TimeoutError as exc:
-            raise httpx2.ReadTimeout("timed out waiting for the response", request=request) from exc
         return httpx2.Response(status_code=response.status, headers=list(response.raw_headers),
                                stream=_Body(response), extensions={"http_version": b"HTTP/1.1"})
 

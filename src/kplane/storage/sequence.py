@@ -61,6 +61,11 @@ class Sequencer:
         self._live: dict[str, Head] = dict(loaded.live)
         self._tombstones = dict(loaded.tombstones)
 
+    def head(self, key: str) -> dict[str, Any] | None:
+        """The newest staged object of `key`; None when it does not exist or its deletion is staged."""
+        current = self._live.get(key)
+        return None if current is None else current[1]
+
     def stage(
         self,
         kind: WriteKind,

@@ -140,6 +140,20 @@ class Store:
         result: dict[str, Any] = await self._write("delete", key, None, expected_revision)
         return result
 
+    def latest(self, key: str) -> dict[str, Any] | None:
+        """The newest state of `key`, including writes handed to the writer but not yet committed.
+
+        For read-modify-write on the server: a write based on it is staged on top of those writes, so it
+        cannot conflict with them, and fails with them should their commit fail. Never answer a reader with
+        it: only committed state may be served (`get`)."""
+        return self._sequencer.head(key)
+
+    async def settled(self, key: str) -> None:
+        """Wait until every write to `key` handed to the writer is committed or has failed."""
+        pending = [write.future for write in self._in_flight if write.key == key]
+        if pending:
+            await asyncio.wait(pending)
+
     def watch(self, prefix: str, since: int) -> Watch:
         """Events after revision `since` for keys under `prefix`: replayed from memory, then live.
 

@@ -15,8 +15,10 @@ httpx2's, and aiohttp's errors are raised as the httpx2 errors the informers and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 import aiohttp
 import httpx2
@@ -53,6 +55,33 @@ class _Body(httpx2.AsyncByteStream):
         self._response.release()
 
 
+@dataclass(frozen=True)
+class Exchange:
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+
+@contextlib.contextmanager
+def _as_httpx_errors(request: httpx2.Request | None) -> Iterator[None]:
+    """aiohttp's errors as the httpx2 errors lightkube, the informers and the CLI handle. aiohttp's timeouts
+    are ClientErrors too (ConnectionTimeoutError, SocketTimeoutError), so they are told apart first."""
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise httpx2.ConnectTimeout("timed out connecting", request=request) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise httpx2.ConnectError(str(exc), request=request) from exc
+    except TimeoutError as exc:
+        raise httpx2.ReadTimeout("timed out waiting for the response", request=request) from exc
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raise httpx2.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc
+    except aiohttp.ClientOSError as exc:
+        raise httpx2.ReadError(str(exc) or type(exc).__name__, request=request) from exc
+    except aiohttp.ClientError as exc:
+        raise httpx2.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc
+
+
 class AiohttpTransport(httpx2.AsyncBaseTransport):
     """Plain HTTP/1.1 with keep-alive to the API server, TLS from `ssl_context`."""
 
@@ -72,27 +101,32 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        session = self._open_session()
         limits = request.extensions.get("timeout") or {}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=limits.get("connect"), sock_read=limits.get("read"))
         body = await request.aread()
-        try:
-            response = await session.request(
-                request.method, str(request.url), headers=request.headers.multi_items(), data=body or None,
-                timeout=timeout, allow_redirects=False, compress=None)
-        # aiohttp's timeouts are ClientErrors too (ConnectionTimeoutError, SocketTimeoutError), so they go first.
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx2.ConnectTimeout("timed out connecting", request=request) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx2.ConnectError(str(exc), request=request) from exc
-        except TimeoutError as exc:
-            raise httpx2.ReadTimeout("timed out waiting for the response", request=request) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            raise httpx2.ReadError(str(exc) or type(exc).__name__, request=request) from exc
-        except aiohttp.ClientError as exc:
-            raise httpx2.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc
+        with _as_httpx_errors(request):
+            response = await self._send(request.method, str(request.url), request.headers.multi_items(), body,
+                                        limits.get("connect"), limits.get("read"))
         return httpx2.Response(status_code=response.status, headers=list(response.raw_headers),
                                stream=_Body(response), extensions={"http_version": b"HTTP/1.1"})
+
+    async def exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                       connect_s: float | None, read_s: float | None) -> Exchange:
+        """One request whose whole response is read at once: the path :class:`kplane.runtime.client.KubeClient`
+        takes for ordinary (non-watch) calls, with no httpx2 objects on the way unless the answer is an error.
+        Errors are httpx2's, as from :meth:`handle_async_request`."""
+        with _as_httpx_errors(None):
+            response = await self._send(method, url, headers.items(), body, connect_s, read_s)
+            try:
+                data = await response.read()
+            finally:
+                response.release()
+        return Exchange(response.status, response.raw_headers, data)
+
+    async def _send(self, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes | None,
+                    connect_s: float | None, read_s: float | None) -> aiohttp.ClientResponse:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=read_s)
+        return await self._open_session().request(method, url, headers=list(headers), data=body or None,
+                                                   timeout=timeout, allow_redirects=False, compress=None)
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:

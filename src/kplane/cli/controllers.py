@@ -26,6 +26,7 @@ from lightkube import AsyncClient
 from kplane.controllers.builtin import builtin_controllers
 from kplane.controllers.resourceclaim import dra_api_served
 from kplane.graphs.controller import RgdController
+from kplane.graphs.revisions import DEFAULT_MAX_REVISIONS as DEFAULT_MAX_GRAPH_REVISIONS
 from kplane.runtime import LeaderElectionConfig, LeaderElector, Manager, SharedInformers, client_from_kubeconfig
 from kplane.runtime.client import KubeconfigError, load_kubeconfig
 from kplane.runtime.gctune import tune_gc
@@ -54,6 +55,7 @@ class ControllersOptions:
     metrics_port: int | None = None
     context: str | None = None
     parent_pid: int | None = None
+    rgd_max_graph_revisions: int = DEFAULT_MAX_GRAPH_REVISIONS
 
 
 def node_configs(options: ControllersOptions) -> list[NodeConfig]:
@@ -101,7 +103,8 @@ async def _main(options: ControllersOptions, nodes: list[NodeConfig]) -> None:
     watcher = asyncio.ensure_future(_exit_with_parent(options.parent_pid, main.cancel)) if options.parent_pid else None
     client = client_from_kubeconfig(options.kubeconfig, context=options.context)
     try:
-        await run_all(client, nodes, leader_elect=options.leader_elect)
+        await run_all(client, nodes, leader_elect=options.leader_elect,
+                      max_graph_revisions=options.rgd_max_graph_revisions)
     except asyncio.CancelledError:
         log.info("stopping")
     finally:
@@ -116,7 +119,8 @@ async def run_simulated_gpu_driver(client: AsyncClient, informers: SharedInforme
         await run_gpu_driver(client, informers)
 
 
-async def run_all(client: AsyncClient, nodes: list[NodeConfig], *, leader_elect: bool = False) -> None:
+async def run_all(client: AsyncClient, nodes: list[NodeConfig], *, leader_elect: bool = False,
+                  max_graph_revisions: int = DEFAULT_MAX_GRAPH_REVISIONS) -> None:
     """All built-in components against `client`; with `leader_elect`, only while holding the Lease."""
     informers = SharedInformers(client)
     builtin = builtin_controllers(client, informers)
@@ -125,7 +129,8 @@ async def run_all(client: AsyncClient, nodes: list[NodeConfig], *, leader_elect:
         manager.add(controller)
     components: list[Callable[[], Awaitable[None]]] = [manager.run, *builtin.runnables,
                                                        lambda: run_scheduler(client, informers=informers),
-                                                       RgdController(client, informers).run]
+                                                       RgdController(client, informers,
+                                                                     max_graph_revisions=max_graph_revisions).run]
     if nodes:
         components.append(lambda: run_node_simulator(client, nodes, informers=informers))
         components.append(lambda: run_simulated_gpu_driver(client, informers))

@@ -110,12 +110,17 @@ def controllers(
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535,
                                                      help="Serve Prometheus metrics on 127.0.0.1:PORT.")] = None,
     context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context to use.")] = None,
+    rgd_max_graph_revisions: Annotated[int, typer.Option(
+        "--rgd-max-graph-revisions", min=1,
+        help="GraphRevisions kept per ResourceGraphDefinition (kro's flag of the same name).")] = (
+        controllers_cmd.DEFAULT_MAX_GRAPH_REVISIONS),
     parent_pid: Annotated[int | None, typer.Option("--parent-pid", hidden=True)] = None,
 ) -> None:
     """Run the built-in controllers, the scheduler and the node simulator against any cluster."""
     controllers_cmd.run(controllers_cmd.ControllersOptions(
         kubeconfig=kubeconfig, nodes=nodes, nodes_file=nodes_file, sim=sim, leader_elect=leader_elect,
-        metrics_port=metrics_port, context=context, parent_pid=parent_pid))
+        metrics_port=metrics_port, context=context, parent_pid=parent_pid,
+        rgd_max_graph_revisions=rgd_max_graph_revisions))
 
 
 def main() -> None:

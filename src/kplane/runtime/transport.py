@@ -114,12 +114,18 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         """One request whose whole response is read at once: the path :class:`kplane.runtime.client.KubeClient`
         takes for ordinary (non-watch) calls, with no httpx2 objects on the way unless the answer is an error.
         Errors are httpx2's, as from :meth:`handle_async_request`."""
-        with _as_httpx_errors(None):
-            response = await self._send(method, url, headers.items(), body, connect_s, read_s)
-            try:
-                data = await response.read()
-            finally:
-                response.release()
+        try:
+            with _as_httpx_errors(None):
+                response = await self._send(method, url, headers.items(), body, connect_s, read_s)
+                try:
+                    data = await response.read()
+                finally:
+                    response.release()
+        except httpx2.RequestError as exc:
+            # Built only on failure: callers read `exc.request` (method, URL) as they would from httpx2's own errors,
+            # and its getter raises RuntimeError when none was set.
+            exc.request = httpx2.Request(method, url)
+            raise
         return Exchange(response.status, response.raw_headers, data)
 
     async def _send(self, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes | None,

@@ -337,3 +337,78 @@ def test_claim_controller_keeps_the_finalizer_while_the_scheduler_may_be_allocat
     assert plan_claim(claim, {}.get).remove_finalizer
     deleting = {**claim, "metadata": {**claim["metadata"], "deletionTimestamp": "2024-01-01T00:00:00Z"}}
     assert plan_claim(deleting, {"p1": pending}.get).remove_finalizer
+
+
+# --- per-pod and per-entry precomputation ---------------------------------------------------------------
+
+
+def test_pool_versions_are_in_order_and_zero_for_unknown_pools() -> None:
+    tracker = AllocationTracker()
+    tracker.set("d/x", allocated("x", result("a", "gpu-0")))
+    pools = [(DRIVER, "b"), (DRIVER, "a"), ("other", "a")]
+    assert tracker.pool_versions(pools) == (0, tracker.pool_version((DRIVER, "a")), 0)
+    assert tracker.pool_versions(()) == ()
+
+
+def test_memo_checks_identity_of_index_and_classes_but_equality_of_features() -> None:
+    tracker, memo = AllocationTracker(), OutcomeMemo()
+    raw = node_slices("n1", parse_profile("2x H100-80GB"))
+    index = SliceIndex(parse_slices(raw))
+    node = {"metadata": {"name": "n1"}}
+    fp = claims_fingerprint([gpu_claim("c")])
+    memo.put("n1", fp, node, index, CLASSES, FEATURES, tracker, None)
+    assert memo.get("n1", fp, node, index, CLASSES, features_for(version="1.36"), tracker) == (True, None)
+    assert memo.get("n1", fp, node, index, CLASSES, features_for(version="1.34"), tracker)[0] is False
+    assert memo.get("n1", fp, node, SliceIndex(parse_slices(raw)), CLASSES, FEATURES, tracker)[0] is False
+    assert memo.get("n1", fp, node, index, dict(CLASSES), FEATURES, tracker)[0] is False
+    assert memo.get("n1", claims_fingerprint([gpu_claim("c", 2)]), node, index, CLASSES, FEATURES,
+                    tracker)[0] is False
+    memo.clear()
+    assert memo.get("n1", fp, node, index, CLASSES, FEATURES, tracker)[0] is False
+
+
+def test_memo_entry_goes_stale_when_any_of_the_nodes_pools_moves() -> None:
+    """A node with two pools (its own GPUs and a cluster-wide one): a change in either invalidates."""
+    tracker, memo = AllocationTracker(), OutcomeMemo()
+    raw = [*node_slices("n1", parse_profile("2x H100-80GB")), raw_slice("everywhere", "net", allNodes=True)]
+    index = SliceIndex(parse_slices(raw))
+    node = {"metadata": {"name": "n1"}}
+    assert len(index.pools(node, FEATURES)) == 2
+    args = ("n1", claims_fingerprint([gpu_claim("c")]), node, index, CLASSES, FEATURES, tracker)
+    memo.put(*args, None)
+    tracker.set("d/net", allocated("net", result("net", "everywhere-dev")))
+    assert memo.get(*args)[0] is False
+    memo.put(*args, None)
+    assert memo.get(*args) == (True, None)
+    tracker.set("d/own", allocated("own", result("n1", "gpu-0")))
+    assert memo.get(*args)[0] is False
+
+
+@pytest.mark.parametrize(("claim", "expected"), [
+    ({"metadata": {"name": "c"}}, None),
+    ({"status": {"allocation": {"devices": {"results": []}}}}, None),
+    ({"status": {"allocation": {"nodeSelector": {}}}}, None),
+    ({"status": {"allocation": {"nodeSelector": {"nodeSelectorTerms": []}}}}, ()),
+    ({"status": {"allocation": {"nodeSelector": {"nodeSelectorTerms": [{"matchFields": [
+        {"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}},
+     ({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]},)),
+])
+def test_allocation_node_terms(claim: dict[str, Any], expected: tuple[dict[str, Any], ...] | None) -> None:
+    from kplane.scheduler.dra import allocation_node_terms
+
+    assert allocation_node_terms(claim) == expected
+
+
+def test_filter_keeps_a_pod_with_an_allocated_claim_on_the_claims_nodes() -> None:
+    on_n1 = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}
+    selected = {**gpu_claim("c"), "status": {"allocation": {"nodeSelector": {"nodeSelectorTerms": [on_n1]}}}}
+    nowhere = {**gpu_claim("d"), "status": {"allocation": {"nodeSelector": {"nodeSelectorTerms": []}}}}
+    anywhere = {**gpu_claim("e"), "status": {"allocation": {"devices": {"results": []}}}}
+    nodes = [NodeInfo({"metadata": {"name": n}, "status": {"allocatable": {"pods": "10"}}}) for n in ("n0", "n1")]
+    index = SliceIndex(())
+    for claims, placed in (([selected, anywhere], "n1"), ([anywhere], "n0"), ([selected, nowhere], None)):
+        state = PodClaims(pod(), claims, [], index, CLASSES, AllocatedState(), FEATURES)
+        outcome = choose_node(PodInfo.of(pod()), nodes, filters=(state.filter,))
+        assert outcome.node == placed
+        assert all(s.reasons == ("resourceclaim not available on the node",) and s.unresolvable
+                   for s in outcome.failures.values())

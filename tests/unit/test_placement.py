@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kplane.scheduler.placement import (
     NodeInfo,
@@ -329,3 +331,136 @@ def test_a_pod_that_fits_nowhere_is_checked_against_every_node() -> None:
     result = choose_node(PodInfo.of(pod({"cpu": "2"})), infos, start=70)
     assert result.node is None and result.processed == 150 and len(result.failures) == 150
     assert result.message.startswith("0/150 nodes are available: 150 Insufficient cpu.")
+
+
+# --- per-pod specialisation and the fused resource score ---------------------------------------------
+
+NODE_VARIANTS = [
+    node("plain"),
+    node("tainted", taints=[TAINT]),
+    node("no-execute", taints=[{"key": "k", "effect": "NoExecute"}]),
+    node("soft", taints=[{"key": "k", "effect": "PreferNoSchedule"}]),
+    node("cordoned", unschedulable=True),
+    node("labelled", labels={"disk": "ssd", "zone": "a"}),
+    node("small", cpu="1", memory="1Gi", pods="1"),
+]
+POD_VARIANTS = [
+    pod(),
+    pod({"cpu": "2", "memory": "2Gi", "example.com/gpu": "1"}),
+    pod(tolerations=[{"operator": "Exists"}]),
+    pod(tolerations=[{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]),
+    pod(nodeSelector={"disk": "ssd"}),
+    pod(affinity=affinity()),  # required affinity without terms: matches no node
+    pod(affinity=affinity({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["small"]}]})),
+]
+
+
+@pytest.mark.parametrize("raw_pod", POD_VARIANTS)
+def test_pod_check_gives_what_the_filter_gives_or_is_left_out_when_it_always_passes(raw_pod: dict[str, Any]) -> None:
+    from kplane.scheduler.placement import DEFAULT_FILTERS, pod_check
+
+    info = PodInfo.of(raw_pod)
+    busy = {"small": usage({"cpu": "500m"})}
+    infos = [NodeInfo(n, busy.get(n["metadata"]["name"]) or NodeUsage()) for n in NODE_VARIANTS]
+    for check in DEFAULT_FILTERS:
+        bound = pod_check(info, check)
+        for candidate in infos:
+            expected = check(info, candidate)
+            if bound is None:
+                assert expected is None
+            else:
+                assert bound(candidate) == expected
+
+
+def test_pod_check_leaves_out_only_filters_that_cannot_fail_for_the_pod() -> None:
+    from kplane.scheduler.placement import node_affinity, node_unschedulable, pod_check, taint_toleration
+
+    plain = PodInfo.of(pod())
+    assert pod_check(plain, node_affinity) is None
+    assert pod_check(plain, node_unschedulable) is not None
+    assert pod_check(plain, taint_toleration) is not None
+    assert pod_check(PodInfo.of(pod(affinity=affinity())), node_affinity) is not None
+    assert pod_check(PodInfo.of(pod(nodeSelector={"a": "b"})), node_affinity) is not None
+    assert pod_check(PodInfo.of(POD_VARIANTS[3]), node_unschedulable) is None
+
+
+def test_fit_requests_are_ordered_as_upstream_reports_them_without_the_pod_count() -> None:
+    info = PodInfo.of(pod({"example.com/b": "1", "memory": "1Gi", "pods": "1", "cpu": "1", "example.com/a": "2"}))
+    assert [name for name, _ in info.fit_requests] == ["cpu", "memory", "example.com/a", "example.com/b"]
+    assert dict(info.fit_requests)["cpu"] == 1000
+    assert PodInfo.of(pod()).fit_requests == ()
+
+
+def _reference_resource_score(used_cpu: int, have_cpu: int, used_memory: int, have_memory: int) -> int:
+    """LeastAllocated + BalancedAllocation as two separate plugins over a list of shares (upstream's shape)."""
+    shares = [(used_cpu, have_cpu), (used_memory, have_memory)]
+    least = sum(0 if have == 0 or used > have else (have - used) * 100 // have for used, have in shares) // 2
+    fractions = [min(used / have, 1.0) if have else 1.0 for used, have in shares]
+    mean = sum(fractions) / len(fractions)
+    deviation = (sum((share - mean) ** 2 for share in fractions) / len(fractions)) ** 0.5
+    return least + int((1 - deviation) * 100)
+
+
+AMOUNTS = st.integers(min_value=0, max_value=2**40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(AMOUNTS, AMOUNTS, AMOUNTS, AMOUNTS)
+def test_resource_score_matches_the_two_plugins(used_cpu: int, have_cpu: int, used_memory: int,
+                                                have_memory: int) -> None:
+    from kplane.scheduler.placement import resource_score
+
+    assert resource_score(used_cpu, have_cpu, used_memory, have_memory) == \
+        _reference_resource_score(used_cpu, have_cpu, used_memory, have_memory)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ((0, 0, 0, 0), 0 + 100),  # nothing allocatable: no free share, both shares full (balanced)
+    ((2000, 4000, 0, 8), 75 + 75),
+    ((5000, 4000, 8, 8), 0 + 100),  # over-committed: shares are capped at 1
+])
+def test_resource_score_edges(args: tuple[int, int, int, int], expected: int) -> None:
+    from kplane.scheduler.placement import resource_score
+
+    assert resource_score(*args) == expected
+
+
+def test_soft_taint_and_preferred_affinity_scores_are_normalized_over_the_feasible_nodes() -> None:
+    from kplane.scheduler.placement import score_nodes
+
+    soft = {"key": "k", "effect": "PreferNoSchedule"}
+    hard = {"key": "h", "effect": "NoSchedule"}
+    plain = [NodeInfo(node("a")), NodeInfo(node("b"))]
+    base = score_nodes(PodInfo.of(pod()), plain)
+    assert base["a"] == base["b"] == _reference_resource_score(100, 4000, 200 * 1024 * 1024, 8 * 2**30) + 300
+    # a hard taint (tolerated) changes nothing in scoring; a soft one costs its node the taint score
+    tolerated = [NodeInfo(node("a", taints=[hard])), NodeInfo(node("b", taints=[soft]))]
+    scores = score_nodes(PodInfo.of(pod(tolerations=[{"key": "h", "operator": "Exists"}])), tolerated)
+    assert scores["a"] == base["a"] and scores["b"] == base["b"] - 300
+    preferred = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 10, "preference": {"matchFields": [{"key": "metadata.name", "operator": "In",
+                                                       "values": ["b"]}]}}]}}
+    scores = score_nodes(PodInfo.of(pod(affinity=preferred)), plain)
+    assert scores == {"a": base["a"], "b": base["b"] + 200}
+
+
+def test_choose_node_is_the_plain_filter_chain_from_any_start() -> None:
+    """Every node, from every start: the first failing filter's status, or feasible."""
+    from kplane.scheduler.placement import DEFAULT_FILTERS
+
+    infos = [NodeInfo(n) for n in NODE_VARIANTS]
+    for raw_pod in POD_VARIANTS:
+        info = PodInfo.of(raw_pod)
+        for start in range(-1, len(infos) + 2):
+            result = choose_node(info, infos, start=start)
+            expected = {}
+            for candidate in infos:
+                status = next((s for s in (f(info, candidate) for f in DEFAULT_FILTERS) if s is not None), None)
+                if status is not None:
+                    expected[candidate.name] = status
+            assert result.failures == expected
+            assert set(result.scores) == {n.name for n in infos} - set(expected)
+            assert result.processed == len(infos)
+            if result.scores:
+                top = max(result.scores.values())
+                assert result.node == sorted(n for n, s in result.scores.items() if s == top)[0]

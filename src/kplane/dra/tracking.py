@@ -98,6 +98,11 @@ class AllocationTracker:
     def pool_version(self, pool: PoolID) -> int:
         return self._versions.get(pool, 0)
 
+    def pool_versions(self, pools: Sequence[PoolID]) -> tuple[int, ...]:
+        """The versions of ``pools``, in order: what a memo entry compares, once per node per pod."""
+        versions = self._versions
+        return tuple([versions.get(pool, 0) for pool in pools])
+
     def _apply(self, held: _Held, sign: int) -> None:
         state = self.state
         for device in held.devices:
@@ -135,26 +140,28 @@ class _Entry:
     index: SliceIndex
     classes: Mapping[str, Obj]
     features: Features
+    pools: tuple[PoolID, ...]
+    """The node's pools when the answer was stored: the same for as long as node, index and features are."""
     versions: tuple[int, ...]
     results: list[dict[str, Any]] | None
 
 
 class OutcomeMemo:
-    """The allocator's answer per (node, claim specs): allocations, or None for "does not fit"."""
+    """The allocator's answer per (node, claim specs): allocations, or None for "does not fit".
+
+    ``get`` runs for every node of every pod with claims to allocate, so an entry keeps the ids of its node's
+    pools: checking it costs a few identity tests and one version lookup per pool, not a walk over the pools."""
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, bytes], _Entry] = {}
-
-    def _versions(self, tracker: AllocationTracker, index: SliceIndex, node: Obj | None,
-                  features: Features) -> tuple[int, ...]:
-        return tuple(tracker.pool_version((p.driver, p.name)) for p in index.pools(node, features))
 
     def get(self, name: str, fingerprint: bytes, node: Obj | None, index: SliceIndex, classes: Mapping[str, Obj],
             features: Features, tracker: AllocationTracker) -> tuple[bool, list[dict[str, Any]] | None]:
         """(whether an answer is known, that answer)."""
         entry = self._entries.get((name, fingerprint))
         if (entry is None or entry.node is not node or entry.index is not index or entry.classes is not classes
-                or entry.features != features or entry.versions != self._versions(tracker, index, node, features)):
+                or (entry.features is not features and entry.features != features)
+                or tracker.pool_versions(entry.pools) != entry.versions):
             return False, None
         return True, entry.results
 
@@ -165,8 +172,9 @@ class OutcomeMemo:
             return
         if len(self._entries) >= MEMO_MAX_ENTRIES:
             self._entries.clear()
-        self._entries[(name, fingerprint)] = _Entry(node, index, classes, features,
-                                                    self._versions(tracker, index, node, features), results)
+        pools = tuple((p.driver, p.name) for p in index.pools(node, features))
+        self._entries[(name, fingerprint)] = _Entry(node, index, classes, features, pools,
+                                                    tracker.pool_versions(pools), results)
 
     def clear(self) -> None:
         self._entries.clear()

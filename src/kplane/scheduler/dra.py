@@ -46,6 +46,9 @@ REASON_CANNOT_ALLOCATE = "cannot allocate all claims"
 REASON_NOT_ON_NODE = "resourceclaim not available on the node"
 CLAIM_NOT_CREATED = "ResourceClaim not created yet"  # resourceclaim.ErrClaimNotFound
 RESERVED_FOR_MAX = 256
+# Statuses are immutable; the filter returns these rather than building one per rejected node.
+NOT_ON_NODE = FilterStatus((REASON_NOT_ON_NODE,), unresolvable=True)
+CANNOT_ALLOCATE = FilterStatus((REASON_CANNOT_ALLOCATE,), unresolvable=True)
 
 
 class ReserveError(Exception):
@@ -128,12 +131,13 @@ def missing_class(claim: Obj, classes: Mapping[str, Obj]) -> str:
     return ""
 
 
-def allocation_fits_node(claim: Obj, node: NodeInfo) -> bool:
-    """An allocated claim is usable where its `nodeSelector` matches; none means everywhere."""
+def allocation_node_terms(claim: Obj) -> Sequence[Obj] | None:
+    """Where an allocated claim is usable: its `nodeSelector` terms (any one must match; an empty list matches
+    no node), or None for everywhere (no allocation, or no `nodeSelector`)."""
     selector = ((claim.get("status") or {}).get("allocation") or {}).get("nodeSelector")
     if not selector:
-        return True
-    return any(term_matches(term, node) for term in selector.get("nodeSelectorTerms") or ())
+        return None
+    return tuple(selector.get("nodeSelectorTerms") or ())
 
 
 @dataclass
@@ -158,18 +162,25 @@ class PodClaims:
     def _fingerprint(self) -> bytes:
         return claims_fingerprint(self.to_allocate)
 
+    @cached_property
     def _remembered(self) -> tuple[OutcomeMemo, AllocationTracker, SliceIndex] | None:
         if self.memo is None or self.tracker is None or not isinstance(self.slices, SliceIndex):
             return None
         return self.memo, self.tracker, self.slices
 
+    @cached_property
+    def _node_terms(self) -> tuple[Sequence[Obj], ...]:
+        """The selector terms of each allocated claim bound to some nodes, worked out once per pod rather than
+        once per node."""
+        return tuple(terms for terms in map(allocation_node_terms, self.claims) if terms is not None)
+
     def filter(self, _pod: PodInfo, node: NodeInfo) -> FilterStatus | None:
-        for claim in self.claims:
-            if (claim.get("status") or {}).get("allocation") and not allocation_fits_node(claim, node):
-                return FilterStatus((REASON_NOT_ON_NODE,), unresolvable=True)
+        for terms in self._node_terms:
+            if not any(term_matches(term, node) for term in terms):
+                return NOT_ON_NODE
         if not self.to_allocate:
             return None
-        remembered = self._remembered()
+        remembered = self._remembered
         known, results = False, None
         if remembered is not None:
             memo, tracker, index = remembered
@@ -192,7 +203,7 @@ class PodClaims:
         if results is not None:
             self.results[node.name] = results
             return None
-        return FilterStatus((REASON_CANNOT_ALLOCATE,), unresolvable=True)
+        return CANNOT_ALLOCATE
 
 
 def claim_key(claim: Obj) -> str:

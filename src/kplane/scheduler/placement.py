@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache, partial
+from itertools import chain
 from typing import Any
 
 from kplane.api.tolerations import tolerates
@@ -91,6 +92,20 @@ class PodInfo:
             preferred_terms=tuple(node_affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or ()),
         )
 
+    @cached_property
+    def fit_requests(self) -> tuple[tuple[str, int], ...]:
+        """The requests NodeResourcesFit compares one by one, in the order it reports them (cpu, memory, then by
+        name; the pod count is checked apart), sorted once per pod rather than once per node."""
+        return tuple((name, self.requests[name]) for name in sorted(self.requests, key=_fit_order) if name != PODS)
+
+    @cached_property
+    def tolerates_unschedulable(self) -> bool:
+        return any(tolerates(t, UNSCHEDULABLE_TAINT) for t in self.tolerations)
+
+
+def _fit_order(name: str) -> tuple[bool, bool, str]:
+    return name not in (CPU, MEMORY), name != CPU, name
+
 
 @dataclass(frozen=True)
 class NodeInfo:
@@ -113,11 +128,16 @@ class NodeInfo:
         return (self.node.get("spec") or {}).get("taints") or ()
 
     @cached_property
+    def unschedulable(self) -> bool:
+        return bool((self.node.get("spec") or {}).get("unschedulable"))
+
+    @cached_property
     def allocatable(self) -> Resources:
         return node_allocatable(self.node)
 
 
 Filter = Callable[[PodInfo, NodeInfo], FilterStatus | None]
+NodeCheck = Callable[[NodeInfo], FilterStatus | None]
 
 
 # --- taints and tolerations ----------------------------------------------------------------------------
@@ -184,17 +204,21 @@ def term_matches(term: Obj, node: NodeInfo) -> bool:
 # --- filters -------------------------------------------------------------------------------------------
 
 
+# Statuses are immutable, so the filters whose verdict has one wording share one instance each.
+UNSCHEDULABLE_STATUS = FilterStatus((REASON_UNSCHEDULABLE,), unresolvable=True)
+UNTOLERATED_STATUS = FilterStatus((REASON_UNTOLERATED_TAINT,), unresolvable=True)
+NODE_AFFINITY_STATUS = FilterStatus((REASON_NODE_AFFINITY,), unresolvable=True)
+
+
 def node_unschedulable(pod: PodInfo, node: NodeInfo) -> FilterStatus | None:
-    if not (node.node.get("spec") or {}).get("unschedulable"):
+    if not node.unschedulable or pod.tolerates_unschedulable:
         return None
-    if any(tolerates(t, UNSCHEDULABLE_TAINT) for t in pod.tolerations):
-        return None
-    return FilterStatus((REASON_UNSCHEDULABLE,), unresolvable=True)
+    return UNSCHEDULABLE_STATUS
 
 
 def taint_toleration(pod: PodInfo, node: NodeInfo) -> FilterStatus | None:
-    if untolerated(node.taints, pod.tolerations, FILTER_EFFECTS):
-        return FilterStatus((REASON_UNTOLERATED_TAINT,), unresolvable=True)
+    if node.taints and untolerated(node.taints, pod.tolerations, FILTER_EFFECTS):
+        return UNTOLERATED_STATUS
     return None
 
 
@@ -203,27 +227,39 @@ def node_affinity(pod: PodInfo, node: NodeInfo) -> FilterStatus | None:
     selected = all(labels.get(key) == value for key, value in pod.node_selector.items())
     if selected and pod.required_terms is not None:
         selected = any(term_matches(term, node) for term in pod.required_terms)
-    return None if selected else FilterStatus((REASON_NODE_AFFINITY,), unresolvable=True)
+    return None if selected else NODE_AFFINITY_STATUS
 
 
 def resources_fit(pod: PodInfo, node: NodeInfo) -> FilterStatus | None:
     """NodeResourcesFit: the pod count, then each requested resource against what is left. A request larger
     than the whole node is unresolvable (no eviction can make room)."""
     allocatable = node.allocatable
+    usage = node.usage
     reasons: list[str] = []
     unresolvable = False
-    if node.usage.pods + 1 > allocatable.get(PODS, 0):
+    if usage.pods + 1 > allocatable.get(PODS, 0):
         reasons.append(REASON_TOO_MANY_PODS)
-    ordered = sorted(pod.requests, key=lambda name: (name not in (CPU, MEMORY), name != CPU, name))
-    for name in ordered:
-        if name == PODS:
-            continue
-        wanted = pod.requests[name]
+    for name, wanted in pod.fit_requests:
         have = allocatable.get(name, 0)
-        if wanted > have - node.usage.requested.get(name, 0):
+        if wanted > have - usage.requested.get(name, 0):
             reasons.append(insufficient(name))
             unresolvable = unresolvable or wanted > have
     return FilterStatus(tuple(reasons), unresolvable) if reasons else None
+
+
+def _unschedulable_node(node: NodeInfo) -> FilterStatus | None:
+    return UNSCHEDULABLE_STATUS if node.unschedulable else None
+
+
+def pod_check(pod: PodInfo, check: Filter) -> NodeCheck | None:
+    """`check` bound to `pod`, or None where it passes every node for this pod (a pod tolerating
+    unschedulable nodes, a pod without node selector or required affinity): the placement loop then skips a
+    call per node. What it returns for a node is what `check(pod, node)` returns."""
+    if check is node_unschedulable:
+        return None if pod.tolerates_unschedulable else _unschedulable_node
+    if check is node_affinity and not pod.node_selector and pod.required_terms is None:
+        return None
+    return partial(check, pod)
 
 
 DEFAULT_FILTERS: tuple[Filter, ...] = (node_unschedulable, taint_toleration, node_affinity, resources_fit)
@@ -236,28 +272,7 @@ LEAST_ALLOCATED_WEIGHT = 1
 BALANCED_ALLOCATION_WEIGHT = 1
 TAINT_TOLERATION_WEIGHT = 3
 NODE_AFFINITY_WEIGHT = 2
-
-
-def _shares(cpu: int, memory: int, node: NodeInfo) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(requested after placing the pod, allocatable) for cpu and memory; `cpu` and `memory` are the pod's
-    requests with scoring defaults."""
-    allocatable = node.allocatable
-    return ((node.usage.nonzero_cpu + cpu, allocatable.get(CPU, 0)),
-            (node.usage.nonzero_memory + memory, allocatable.get(MEMORY, 0)))
-
-
-def least_allocated(shares: Sequence[tuple[int, int]]) -> int:
-    """noderesources LeastAllocated: the mean free share of cpu and memory, 0 to 100."""
-    scores = [0 if have == 0 or used > have else (have - used) * MAX_SCORE // have for used, have in shares]
-    return sum(scores) // len(scores)
-
-
-def balanced_allocation(shares: Sequence[tuple[int, int]]) -> int:
-    """NodeResourcesBalancedAllocation: 100 * (1 - standard deviation of the cpu and memory shares)."""
-    fractions = [min(used / have, 1.0) if have else 1.0 for used, have in shares]
-    mean = sum(fractions) / len(fractions)
-    deviation = (sum((share - mean) ** 2 for share in fractions) / len(fractions)) ** 0.5
-    return int((1 - deviation) * MAX_SCORE)
+RESOURCE_SCORE_CACHE = 4096
 
 
 def _prefer_no_schedule_tolerations(pod: PodInfo) -> list[Obj]:
@@ -285,20 +300,43 @@ def _normalized(raw: Mapping[str, int], *, reverse: bool) -> dict[str, int]:
     return {name: MAX_SCORE - value for name, value in scaled.items()} if reverse else scaled
 
 
+@lru_cache(maxsize=RESOURCE_SCORE_CACHE)
+def resource_score(used_cpu: int, have_cpu: int, used_memory: int, have_memory: int) -> int:
+    """LeastAllocated and BalancedAllocation, weighted, for cpu and memory used (with the pod) and allocatable.
+    LeastAllocated is the mean free share, 0 to 100; BalancedAllocation 100 * (1 - the standard deviation of
+    the shares). A pure function of four integers that repeat from pod to pod (pods alike, nodes alike, most
+    nodes unchanged since the last placement), so its answers are cached."""
+    free_cpu = 0 if have_cpu == 0 or used_cpu > have_cpu else (have_cpu - used_cpu) * MAX_SCORE // have_cpu
+    free_memory = 0 if have_memory == 0 or used_memory > have_memory else (
+        (have_memory - used_memory) * MAX_SCORE // have_memory)
+    cpu_share = min(used_cpu / have_cpu, 1.0) if have_cpu else 1.0
+    memory_share = min(used_memory / have_memory, 1.0) if have_memory else 1.0
+    mean = (cpu_share + memory_share) / 2
+    deviation = (((cpu_share - mean) ** 2 + (memory_share - mean) ** 2) / 2) ** 0.5
+    return (LEAST_ALLOCATED_WEIGHT * ((free_cpu + free_memory) // 2)
+            + BALANCED_ALLOCATION_WEIGHT * int((1 - deviation) * MAX_SCORE))
+
+
 def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo]) -> dict[str, int]:
     """Weighted sum of the default score plugins. What depends on the pod alone is worked out once, not once
-    per node: this runs for every feasible node of every placement."""
+    per node: this runs for every feasible node of every placement. Without soft taints on any node, or
+    without preferred terms, the normalized TaintToleration (100) or NodeAffinity (0) score is the same for
+    every node and is not worked out node by node."""
     cpu, memory = nonzero_requests(pod.requests)
-    tolerations = _prefer_no_schedule_tolerations(pod)
-    taints = _normalized({n.name: _prefer_no_schedule_count(tolerations, n) for n in nodes}, reverse=True)
-    affinity = _normalized({n.name: preferred_affinity_weight(pod, n) for n in nodes}, reverse=False)
+    taints: Mapping[str, int] | None = None
+    if any(n.taints for n in nodes):
+        tolerations = _prefer_no_schedule_tolerations(pod)
+        taints = _normalized({n.name: _prefer_no_schedule_count(tolerations, n) for n in nodes}, reverse=True)
+    affinity: Mapping[str, int] | None = None
+    if pod.preferred_terms:
+        affinity = _normalized({n.name: preferred_affinity_weight(pod, n) for n in nodes}, reverse=False)
     scores = {}
     for n in nodes:
-        shares = _shares(cpu, memory, n)
-        scores[n.name] = (LEAST_ALLOCATED_WEIGHT * least_allocated(shares)
-                          + BALANCED_ALLOCATION_WEIGHT * balanced_allocation(shares)
-                          + TAINT_TOLERATION_WEIGHT * taints[n.name]
-                          + NODE_AFFINITY_WEIGHT * affinity[n.name])
+        allocatable, usage = n.allocatable, n.usage
+        scores[n.name] = (resource_score(usage.nonzero_cpu + cpu, allocatable.get(CPU, 0),
+                                         usage.nonzero_memory + memory, allocatable.get(MEMORY, 0))
+                          + TAINT_TOLERATION_WEIGHT * (MAX_SCORE if taints is None else taints[n.name])
+                          + NODE_AFFINITY_WEIGHT * (0 if affinity is None else affinity[n.name]))
     return scores
 
 
@@ -379,21 +417,26 @@ def choose_node(
     failures: dict[str, FilterStatus] = {}
     processed = 0
     count = len(nodes)
-    for offset in range(count):
-        node = nodes[(start + offset) % count]
+    checks = [check for check in (pod_check(pod, f) for f in filters) if check is not None]
+    first = start % count if count else 0
+    for index in chain(range(first, count), range(first)):
+        node = nodes[index]
         processed += 1
-        status = _run_filters(pod, node, filters)
-        if status is None:
+        for check in checks:
+            status = check(node)
+            if status is not None:
+                failures[node.name] = status
+                break
+        else:
             feasible.append(node)
             if len(feasible) >= wanted:
                 break
-        else:
-            failures[node.name] = status
     policy = (pod.pod.get("spec") or {}).get("preemptionPolicy") or "PreemptLowerPriority"
     if not feasible:
         return PlacementResult(None, count, failures, preemption_policy=policy, processed=processed)
     scores = score_nodes(pod, feasible)
-    best = min(scores, key=lambda name: (-scores[name], name))
+    top = max(scores.values())
+    best = min(name for name, score in scores.items() if score == top)
     return PlacementResult(best, count, failures, scores, policy, processed)
 
 
@@ -405,14 +448,6 @@ def feasible_nodes_to_find(all_nodes: int) -> int:
         return all_nodes
     percentage = max(BASE_PERCENTAGE_OF_NODES_TO_SCORE - all_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
     return max(all_nodes * percentage // 100, MIN_FEASIBLE_NODES_TO_FIND)
-
-
-def _run_filters(pod: PodInfo, node: NodeInfo, filters: Sequence[Filter]) -> FilterStatus | None:
-    for check in filters:
-        status = check(pod, node)
-        if status is not None:
-            return status
-    return None
 
 
 def _name(node: Obj) -> str:

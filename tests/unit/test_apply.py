@@ -13,9 +13,10 @@ import pytest
 from kplane.api.apply import LAST_APPLIED, server_side_apply
 from kplane.api.fieldset import FieldSet, make_path
 from kplane.api.fieldsv1 import from_fields_v1
-from kplane.api.managedfields import manager_from_user_agent, record_update
+from kplane.api.managedfields import decode_managed_fields, manager_from_user_agent, record_update
 from kplane.api.schema import Schema
 from kplane.api.status import StatusError
+from kplane.apiserver.handlers import ResourceService
 
 DEFS_FILE = (
     FsPath(kubernetes_validate.__file__).parent
@@ -501,3 +502,59 @@ def test_unknown_manager_name_for_updates(schema: Schema) -> None:
 )
 def test_manager_from_user_agent(ua: str, manager: str) -> None:
     assert manager_from_user_agent(ua) == manager
+
+
+# --- decoding ownership and spotting no-op writes, as every write does ---------------------------------------
+
+def _entry(manager: Any = "kubectl", **extra: Any) -> dict[str, Any]:
+    return {"manager": manager, "operation": "Update", "apiVersion": "v1", "time": "2024-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}, **extra}
+
+
+def test_decoded_ownership_is_fresh_each_time_and_follows_the_entries() -> None:
+    entries = [_entry(), _entry("other", subresource="status")]
+    first = decode_managed_fields(entries)
+    first.clear()
+    again = decode_managed_fields(copy.deepcopy(entries))
+    assert again == decode_managed_fields(entries) and len(again) == 2
+    assert [k.manager for k in decode_managed_fields([_entry(None)])] == [""]
+    assert [k.manager for k in decode_managed_fields([_entry(float("nan"))])] == ["nan"]  # not null's ""
+    for _ in range(2):
+        with pytest.raises(ValueError, match="operation must be"):
+            decode_managed_fields([_entry(operation="Patch")])
+
+
+def _unchanged_reference(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    def strip(o: dict[str, Any]) -> dict[str, Any]:
+        m = dict(o.get("metadata", {}))
+        m["managedFields"] = [dict(e, time="") for e in m.get("managedFields") or []]
+        return {**o, "metadata": m}
+
+    return strip(old) == strip(new)
+
+
+_BASE = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "managedFields": [_entry()]},
+         "spec": {"a": 1}}
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        _BASE,
+        {**_BASE, "metadata": {"name": "p", "managedFields": [_entry(time="2030-01-01T00:00:00Z")]}},
+        {**_BASE, "metadata": {"name": "p", "managedFields": [_entry(), _entry("b")]}},
+        {**_BASE, "metadata": {"name": "p", "managedFields": [_entry("b")]}},
+        {**_BASE, "metadata": {"name": "p"}},
+        {**_BASE, "metadata": {"name": "p", "managedFields": []}},
+        {**_BASE, "metadata": {"name": "q", "managedFields": [_entry()]}},
+        {**_BASE, "metadata": {"managedFields": [_entry()], "uid": "u"}},
+        {**_BASE, "spec": {"a": 2}},
+        {**_BASE, "status": {}},
+        {k: v for k, v in _BASE.items() if k != "spec"},
+        {k: v for k, v in _BASE.items() if k != "metadata"},
+        {**{k: v for k, v in _BASE.items() if k != "spec"}, "status": {"a": 1}},
+    ],
+)
+def test_unchanged_writes_are_those_equal_but_for_managed_fields_times(new: dict[str, Any]) -> None:
+    for old, other in ((_BASE, new), (new, _BASE), ({"metadata": {}}, new), (new, {"spec": {"a": 1}})):
+        assert ResourceService._unchanged(old, other) is _unchanged_reference(old, other)

@@ -7,6 +7,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 import kubernetes_validate
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -335,3 +336,40 @@ def test_cached_wire_form_matches_the_plain_one_and_hands_out_fresh_dicts() -> N
     assert decode_cached(wire) is decode_cached(json.loads(NGINX_FIELDS_V1))
     with pytest.raises(ValueError):
         decode_cached({"f:a": "not an object"})
+
+
+_any_elements = st.one_of(
+    _elements,
+    st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-3, 3)).map(value),
+    st.dictionaries(st.text(max_size=3), st.floats(-4, 4, allow_nan=False), min_size=1, max_size=2)
+    .map(lambda d: key(**d)),
+)
+
+
+def _strict(fs: FieldSet) -> list[str]:
+    """The paths with their values' types showing (``1`` and ``1.0`` are equal elements, but not the same)."""
+    return [repr(p) for p in fs.paths()]
+
+
+@given(st.lists(st.lists(_any_elements, min_size=1, max_size=4).map(tuple), max_size=12))
+def test_decoding_what_was_just_encoded_is_decoding_afresh(paths: list[tuple[Any, ...]]) -> None:
+    fs = FieldSet.from_paths(paths)
+    wire = orjson.loads(orjson.dumps(encode_cached(fs)))
+    fresh = from_fields_v1(orjson.loads(orjson.dumps(wire)))
+    decoded = decode_cached(wire)
+    assert decoded == fresh
+    assert _strict(decoded) == _strict(fresh)
+
+
+def test_a_float_key_is_decoded_from_its_text_not_taken_from_the_encoded_set() -> None:
+    fs = FieldSet.from_paths([make_path("spec", "ports", key(port=80.0), "name")])
+    wire = orjson.loads(orjson.dumps(encode_cached(fs)))
+    assert wire == {"f:spec": {"f:ports": {'k:{"port":80}': {"f:name": {}}}}}
+    assert decode_cached(wire) is not fs
+    assert _strict(decode_cached(wire)) == [repr(make_path("spec", "ports", key(port=80), "name"))]
+
+
+def test_an_encoded_set_is_what_its_text_decodes_to() -> None:
+    fs = FieldSet.from_paths([make_path("metadata", "labels", "app"), make_path("spec", "replicas")])
+    assert decode_cached(orjson.loads(orjson.dumps(encode_cached(fs)))) is fs
+    assert list(to_fields_v1(fs)) == ["f:metadata", "f:spec"]

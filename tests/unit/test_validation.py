@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
+from kplane.api.defaulting import unknown_fields
+from kplane.api.meta import deep_copy, json_bytes
 from kplane.api.schema import Schema
 from kplane.api.status import Cause
-from kplane.api.validation import validate
+from kplane.api.validation import CleanValues, validate, validate_update
 
 SPEC = Schema(
     {
@@ -285,3 +289,145 @@ def test_refs_are_followed() -> None:
     )
     assert validate({"x": {}}, schema) == [Cause("FieldValueRequired", "Required value", "x.y")]
     assert validate({"x": {"y": 1}}, schema) == []
+
+
+# --- updates: unchanged fields reuse earlier verdicts (validate_update, unknown_fields with old) ---------------
+
+ROOT = {
+    "type": "object",
+    "required": ["spec"],
+    "properties": {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 3}}},
+        "spec": {"type": "object", "properties": {"n": {"type": "integer", "maximum": 5},
+                                                  "xs": {"type": "array", "items": {"type": "string"}}}},
+        "status": {"type": "object", "properties": {"phase": {"type": "string", "enum": ["A", "B"]}}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({"spec": {"n": 1}}, {"spec": {"n": 1}, "status": {"phase": "A"}}),
+        ({"spec": {"n": 1}}, {"spec": {"n": 9}}),
+        ({"spec": {"n": 9}}, {"spec": {"n": 9}, "status": {"phase": "C"}}),  # stored before a stricter schema
+        ({"spec": {"n": 1}}, {"status": {"phase": "A"}}),
+        ({"spec": {"xs": ["a"]}}, {"spec": {"xs": ("a",)}}),  # a tuple is not the stored list
+        ({"spec": {"n": None}}, {"spec": {"n": float("nan")}}),  # NaN is not the stored null
+        ({"spec": {"n": 1}, "metadata": {"name": "long"}}, {"spec": {"n": 1}, "metadata": {"name": "long"}}),
+        ({"spec": {"n": 1}}, {"spec": {"n": 1.0}}),
+        ({"spec": {"n": 1}}, {"spec": {"n": True}}),
+        ({"spec": {"n": 1}}, []),
+    ],
+)
+def test_validate_update_reports_what_validate_reports(old: dict[str, Any], new: Any) -> None:
+    schema = Schema(ROOT)
+    for _ in range(3):  # the first pass may remember verdicts the later ones reuse
+        assert validate_update(new, old, schema) == validate(new, Schema(ROOT))
+        assert unknown_fields(new, schema, old) == unknown_fields(new, Schema(ROOT))
+
+
+def test_validate_update_skips_a_clean_unchanged_field_only_after_passing_it() -> None:
+    schema = Schema(ROOT)
+    old = {"spec": {"n": 1, "xs": ["a"]}}
+    runs: list[str] = []
+    clean = schema.derived("validation.clean", CleanValues.for_schema)
+
+    def run(found: list[str]) -> Any:
+        def counted() -> list[str]:
+            runs.append("ran")
+            return found
+
+        return counted
+
+    assert clean.check("spec", {"n": 1, "xs": ["a"]}, old, run([])) == []
+    assert clean.check("spec", {"n": 1, "xs": ["a"]}, old, run([])) == []
+    assert runs == ["ran"]
+    assert clean.check("spec", {"xs": ["a"], "n": 1}, old, run([])) == []  # other text: checked again
+    assert clean.check("metadata", {"name": "a"}, {"metadata": {"name": "a"}}, run([])) == []
+    assert clean.check("metadata", {"name": "a"}, {"metadata": {"name": "a"}}, run([])) == []
+    assert runs == ["ran"] * 4
+    assert clean.check("status", {"p": 1}, {"status": {"p": 1}}, run(["bad"])) == ["bad"]
+    assert clean.check("status", {"p": 1}, {"status": {"p": 1}}, run(["bad"])) == ["bad"]  # failures recur
+    assert runs == ["ran"] * 6
+
+
+def test_clean_values_forget_the_oldest_beyond_their_size() -> None:
+    clean = CleanValues(size=2)
+    runs: list[int] = []
+    for n in (1, 2, 3, 1):
+        def counted(n: int = n) -> list[str]:
+            runs.append(n)
+            return []
+
+        clean.check("spec", {"n": n}, {"spec": {"n": n}}, counted)
+    assert runs == [1, 2, 3, 1]
+
+
+def test_unknown_fields_of_an_update_keep_document_order() -> None:
+    schema = Schema(ROOT)
+    old = {"spec": {"n": 1, "zz": 1}, "status": {"phase": "A"}}
+    new = {"spec": {"n": 1, "zz": 1}, "status": {"phase": "A", "yy": 2}, "metadata": {"name": "a", "xx": 1}}
+    expected = ["spec.zz", "status.yy", "metadata.xx"]
+    assert unknown_fields(new, schema, old) == expected == unknown_fields(new, schema)
+    assert unknown_fields(new, schema, old) == expected  # an unchanged field with findings is walked again
+
+
+# --- plain JSON copies ---------------------------------------------------------------------------------------
+
+class _Text(str):
+    pass
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"d": [value]}
+    return value
+
+
+def _walk(value: Any) -> Iterator[Any]:
+    yield value
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+    for child in children:
+        yield from _walk(child)
+
+
+def _leaves(value: Any) -> list[Any]:
+    return [x for x in _walk(value) if not isinstance(x, dict | list | tuple)]
+
+
+def _containers(value: Any) -> list[Any]:
+    return [x for x in _walk(value) if isinstance(x, dict | list)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, 2.5, "x", None, True, {"b": []}]},
+        [{"a": 1}],
+        {"when": datetime(2024, 1, 1)},  # YAML bodies decode timestamps
+        {"t": (1, 2)},
+        {"n": float("nan")},
+        {"big": 2**80},
+        {1: "int key"},
+        {"s": _Text("sub")},
+        {"deep": _nested(140)},  # deeper than orjson goes
+        "scalar",
+    ],
+)
+def test_deep_copy_keeps_every_value_and_shares_no_container(value: Any) -> None:
+    copied = deep_copy(value)
+    assert repr(copied) == repr(value)
+    assert [type(x) for x in _leaves(copied)] == [type(x) for x in _leaves(value)]
+    assert not ({id(x) for x in _containers(copied)} & {id(x) for x in _containers(value)})
+
+
+def test_json_bytes_refuses_what_orjson_would_convert() -> None:
+    assert json_bytes({"a": [1, None]}) == b'{"a":[1,null]}'
+    assert json_bytes({"when": datetime(2024, 1, 1)}) is None
+    assert json_bytes({"s": _Text("x")}) is None
+    assert json_bytes({1: 2}) is None
+    assert json_bytes(2**80) is None

@@ -11,10 +11,12 @@ entries."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kplane.api.meta import deep_copy
 from kplane.api.schema import Schema
+from kplane.api.validation import CleanValues
 
 ROOT_FIELDS = ("apiVersion", "kind", "metadata")
 
@@ -60,10 +62,26 @@ def prune(obj: Any, schema: Schema) -> tuple[Any, list[str]]:
     return out, pruned
 
 
-def unknown_fields(obj: Any, schema: Schema) -> list[str]:
-    """The paths ``fieldValidation=Strict`` reports, in document order (``metadata`` too when typed)."""
+def unknown_fields(obj: Any, schema: Schema, old: Mapping[str, Any] | None = None) -> list[str]:
+    """The paths ``fieldValidation=Strict`` reports, in document order (``metadata`` too when typed).
+
+    ``old``: the stored object an update replaces; top-level fields left as they were, whose value this
+    schema already found clean, are not walked again (see :class:`CleanValues`)."""
     found: list[str] = []
-    _walk(obj, schema, "", found, root=True, drop=False, into_metadata=True)
+    if old is None or type(obj) is not dict:
+        _walk(obj, schema, "", found, root=True, drop=False, into_metadata=True)
+        return found
+    clean = schema.derived("defaulting.clean", CleanValues.for_schema)
+
+    def walk(value: Any, sub: Schema, key: str) -> list[str]:
+        below: list[str] = []
+        _walk(value, sub, key, below, root=False, drop=False, into_metadata=True)
+        return below
+
+    def child(value: Any, sub: Schema, key: str) -> None:
+        found.extend(clean.check(key, value, old, lambda: walk(value, sub, key)))
+
+    _walk(obj, schema, "", found, root=True, drop=False, into_metadata=True, child=child)
     return found
 
 
@@ -72,8 +90,10 @@ def _join(path: str, name: str) -> str:
 
 
 def _walk(
-    obj: Any, schema: Schema, path: str, found: list[str], *, root: bool, drop: bool, into_metadata: bool
+    obj: Any, schema: Schema, path: str, found: list[str], *, root: bool, drop: bool, into_metadata: bool,
+    child: Callable[[Any, Schema, str], None] | None = None,
 ) -> None:
+    """``child``: visits the declared fields of this node in place of walking them."""
     if isinstance(obj, list):
         items = schema.items
         if items is not None:
@@ -95,7 +115,11 @@ def _walk(
             if not isinstance(value, list | dict):  # a scalar holds nothing to report or drop
                 continue
             sub = schema.field(key)
-            if sub is not None:
+            if sub is None:
+                continue
+            if child is not None:
+                child(value, sub, _join(path, key))
+            else:
                 _walk(value, sub, _join(path, key), found, root=False, drop=drop, into_metadata=into_metadata)
         elif extra is not None:
             if isinstance(value, list | dict):

@@ -265,10 +265,22 @@ class FieldSet:
         return self._children.get(pe, EMPTY)
 
     def union(self, other: FieldSet) -> FieldSet:
+        """Shares structure: ``self`` itself when ``other`` adds nothing, so unchanged ownership stays the
+        same object from write to write (and its cached wire form with it)."""
+        if other.empty:
+            return self
+        if self.empty:
+            return other
+        members = self._members | other._members
+        changed = len(members) != len(self._members)
         children = dict(self._children)
         for pe, fs in other._children.items():
-            children[pe] = children[pe].union(fs) if pe in children else fs
-        return FieldSet(self._members | other._members, children)
+            mine = children.get(pe)
+            merged = fs if mine is None else mine.union(fs)
+            if merged is not mine:
+                children[pe] = merged
+                changed = True
+        return FieldSet(members, children) if changed else self
 
     def intersection(self, other: FieldSet) -> FieldSet:
         children = {pe: fs.intersection(other._children[pe])
@@ -276,9 +288,18 @@ class FieldSet:
         return FieldSet(self._members & other._members, children)
 
     def difference(self, other: FieldSet) -> FieldSet:
-        children = {pe: fs.difference(other._children[pe]) if pe in other._children else fs
-                    for pe, fs in self._children.items()}
-        return FieldSet(self._members - other._members, children)
+        """``self`` itself when ``other`` removes nothing (see :meth:`union`)."""
+        if other.empty or self.empty:
+            return self
+        members = self._members - other._members
+        changed = len(members) != len(self._members)
+        children: dict[PathElement, FieldSet] = {}
+        for pe, fs in self._children.items():
+            sub = other._children.get(pe)
+            rest = fs if sub is None else fs.difference(sub)
+            changed = changed or rest is not fs
+            children[pe] = rest
+        return FieldSet(members, children) if changed else self
 
     def recursive_difference(self, other: FieldSet) -> FieldSet:
         """Like :meth:`difference`, and also drops everything below a member of ``other``."""

@@ -18,20 +18,56 @@ from kplane.api.fieldset import FieldSet, PathElement, element_from_string, elem
 CACHE_SIZE = 8192
 
 
-
 def to_fields_v1(fs: FieldSet) -> dict[str, Any]:
     """The ``fieldsV1`` object, keys in upstream order, ``"."`` for a member that also has children."""
-    return _emit(fs, include_self=False)
+    return _emit(fs, False, [])
 
 
-def _emit(fs: FieldSet, include_self: bool) -> dict[str, Any]:
+def _emit(fs: FieldSet, include_self: bool, inexact: list[PathElement]) -> dict[str, Any]:
+    """``inexact`` collects the elements whose text would not parse back to the very same element."""
     out: dict[str, Any] = {}
     if include_self and not fs.empty:
         out["."] = {}
-    for pe in sorted(fs.members | fs.children.keys(), key=element_key):
-        child = fs.children.get(pe)
-        out[element_to_string(pe)] = {} if child is None else _emit(child, pe in fs.members)
+    children, members = fs.children, fs.members
+    for pe in sorted(members | children.keys(), key=_sort_key):
+        _, text, holds_values = _element(pe)
+        if holds_values and _has_float(pe[1]):
+            inexact.append(pe)
+        child = children.get(pe)
+        out[text] = {} if child is None else _emit(child, pe in members, inexact)
     return out
+
+
+_ELEMENTS: dict[PathElement, tuple[tuple[Any, ...], str, bool]] = {}
+
+
+def _element(pe: PathElement) -> tuple[tuple[Any, ...], str, bool]:
+    """The sort key and wire text of an element, and whether it holds values (a key or value element). The
+    same few field names recur in every object, so all are kept (forgotten at once past ``CACHE_SIZE``)."""
+    found = _ELEMENTS.get(pe)
+    if found is None:
+        if len(_ELEMENTS) >= CACHE_SIZE:
+            _ELEMENTS.clear()
+        found = _ELEMENTS[pe] = (element_key(pe), element_to_string(pe), pe[0] in ("k", "v"))
+    return found
+
+
+def _sort_key(pe: PathElement) -> tuple[Any, ...]:
+    return _element(pe)[0]
+
+
+def _has_float(payload: Any) -> bool:
+    """Whether a key or value element holds a float: its text writes a whole one as an integer, so it would
+    parse back as an element that is equal but not the same."""
+    kind = type(payload)
+    if kind is not tuple:
+        return kind is float
+    for part in payload:
+        if type(part) is str:
+            continue  # most parts are names and text values: no call for them
+        if _has_float(part):
+            return True
+    return False
 
 
 def from_fields_v1(d: Mapping[str, Any]) -> FieldSet:
@@ -89,8 +125,13 @@ class _Cache:
         # Keyed by identity, holding the set itself so its id cannot be reused while the entry lives.
         entry = self._encoded.get(id(fs))
         if entry is None or entry[0] is not fs:
-            raw = orjson.dumps(to_fields_v1(fs))
+            inexact: list[PathElement] = []
+            raw = orjson.dumps(_emit(fs, False, inexact))
             self._remember(self._encoded, id(fs), (fs, raw))
+            # The next write of the object decodes this very text: it is ``fs`` again, unless an element
+            # would parse back differently.
+            if not inexact and raw not in self._decoded:
+                self._remember(self._decoded, raw, fs)
         else:
             self._encoded.move_to_end(id(fs))
             raw = entry[1]

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import copy
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from kplane.api.fieldset import (
     LIST,
@@ -30,6 +33,7 @@ from kplane.api.fieldset import (
     shape,
 )
 from kplane.api.fieldsv1 import decode_cached, encode_cached
+from kplane.api.meta import json_bytes
 from kplane.api.schema import Schema
 from kplane.api.status import Cause, StatusError, bad_request, field_invalid, invalid
 
@@ -76,8 +80,37 @@ def key_for(manager: str, operation: str, api_version: str, subresource: str = "
 
 # --- wire form -------------------------------------------------------------------------------------
 
+class _Decodes:
+    """Ownership decoded from recently seen entry lists, by their JSON text. Every write decodes the live
+    object's entries (and a patch, the copy it sent back), which rarely differ from the last write's. A hit
+    must also equal the list it was decoded from, which rules out values JSON text cannot tell apart (NaN
+    and null); callers get a fresh dict, since :data:`Managed` maps are built upon."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._seen: OrderedDict[bytes, tuple[Any, Managed]] = OrderedDict()
+
+    def decode(self, entries: Any) -> Managed:
+        raw = json_bytes(entries) if type(entries) is list else None
+        if raw is None:
+            return _decode_entries(entries)
+        hit = self._seen.get(raw)
+        if hit is not None and hit[0] == entries:
+            self._seen.move_to_end(raw)
+            return dict(hit[1])
+        managed = _decode_entries(entries)
+        self._seen[raw] = (orjson.loads(raw), dict(managed))
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return managed
+
+
 def decode_managed_fields(entries: Any) -> Managed:
     """Entries to ownership; ``ValueError`` with upstream's wording when one cannot be understood."""
+    return _DECODES.decode(entries)
+
+
+def _decode_entries(entries: Any) -> Managed:
     managed: Managed = {}
     for i, entry in enumerate(entries or []):
         if not isinstance(entry, Mapping):
@@ -101,6 +134,9 @@ def decode_managed_fields(entries: Any) -> Managed:
                          "" if operation == APPLY else api_version, str(entry.get("subresource") or ""))
         managed[key] = Owned(fields, api_version, entry.get("time"))
     return managed
+
+
+_DECODES = _Decodes(4096)
 
 
 def _seconds(time: str | None) -> int:
@@ -396,7 +432,7 @@ def record_update(old: dict[str, Any] | None, new: dict[str, Any], *, manager: s
     changed = changed.difference(STRIPPED)
     if changed:
         previous = managed.get(key)
-        fields = changed.union(previous.fields) if previous else changed
+        fields = previous.fields.union(changed) if previous else changed
         managed = {**managed, key: Owned(fields, api_version, now)}
     result = set_managed_fields(target, cap_update_managers(managed))
     causes = validate_managed_fields(_entries(result))

@@ -13,6 +13,8 @@ import secrets
 import time
 from typing import Any
 
+import orjson
+
 SERVER_OWNED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's utilrand alphabet: no vowels, no 0/1/3
 
@@ -53,16 +55,44 @@ def metadata(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 _IMMUTABLE = (str, int, float, bool, type(None))
+_PLAIN_ONLY = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _not_plain(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def json_bytes(obj: Any) -> bytes | None:
+    """``obj`` as JSON text when it is made of exact dicts (text keys), lists, text, 64-bit integers, floats,
+    booleans and nulls; ``None`` when it holds anything else that orjson would otherwise convert (dates,
+    subclasses, dataclasses) or refuse. Tuples, NaN and infinities still encode (as arrays and nulls): callers
+    that must tell them apart compare with a value known to be plain."""
+    try:
+        return orjson.dumps(obj, default=_not_plain, option=_PLAIN_ONLY)
+    except TypeError:
+        return None
 
 
 def deep_copy(obj: Any) -> Any:
-    """A deep copy of a JSON tree. Objects are dicts, lists and immutable scalars, which are copied (or
-    shared) directly, several times faster than ``copy.deepcopy``; anything else falls back to it."""
+    """A deep copy of a JSON tree. A plain tree (all stored objects are) goes through orjson, several times
+    faster than walking it; the copy must compare equal to the original, which rules out what JSON text
+    cannot carry (tuples, NaN). Anything else is walked, falling back to ``copy.deepcopy`` for odd values."""
+    kind = type(obj)
+    if kind is dict or kind is list:
+        raw = json_bytes(obj)
+        if raw is not None:
+            copied = orjson.loads(raw)
+            if copied == obj:
+                return copied
+    return _walk_copy(obj)
+
+
+def _walk_copy(obj: Any) -> Any:
     kind = type(obj)
     if kind is dict:
-        return {k: v if type(v) in _IMMUTABLE else deep_copy(v) for k, v in obj.items()}
+        return {k: v if type(v) in _IMMUTABLE else _walk_copy(v) for k, v in obj.items()}
     if kind is list:
-        return [v if type(v) in _IMMUTABLE else deep_copy(v) for v in obj]
+        return [v if type(v) in _IMMUTABLE else _walk_copy(v) for v in obj]
     if kind in _IMMUTABLE:
         return obj
     return copy.deepcopy(obj)

@@ -16,10 +16,12 @@ import ipaddress
 import json
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from kplane.api.meta import json_bytes
 from kplane.api.schema import Schema
 from kplane.api.status import Cause, field_required
 
@@ -230,6 +232,20 @@ def _plan(schema: Schema) -> _Plan:
     return schema.derived("validation.plan", _Plan)
 
 
+def validate_update(obj: Any, old: Mapping[str, Any], schema: Schema) -> list[Cause]:
+    """:func:`validate` for an update whose stored object is ``old``: a top-level field that ``obj`` leaves
+    as it was, and whose value this schema already passed, is not walked again (see :class:`CleanValues`)."""
+    plan = _plan(schema)
+    if type(obj) is not dict or not plan.object or plan.enum or plan.all_of or _type_ok(obj, plan) is not None:
+        return validate(obj, schema)
+    clean = schema.derived("validation.clean", CleanValues.for_schema)
+
+    def child(value: Any, sub: Schema, key: str) -> list[Cause]:
+        return clean.check(key, value, old, lambda: validate(value, sub, key))
+
+    return _object(obj, schema, "", child)
+
+
 def validate(obj: Any, schema: Schema, path: str = "") -> list[Cause]:
     """Every structural violation of ``obj`` under ``schema``; fields are named as upstream names them."""
     plan = _plan(schema)
@@ -377,7 +393,8 @@ def _key_defaults(schema: Schema) -> dict[str, Any]:
     return out
 
 
-def _object(obj: Mapping[str, Any], schema: Schema, path: str) -> list[Cause]:
+def _object(obj: Mapping[str, Any], schema: Schema, path: str,
+            child: Callable[[Any, Schema, str], list[Cause]] = validate) -> list[Cause]:
     causes: list[Cause] = []
     plan = _plan(schema)
     for name in plan.required:
@@ -402,7 +419,7 @@ def _object(obj: Mapping[str, Any], schema: Schema, path: str) -> list[Cause]:
                 entry = extra = plan.extra = extra or _entry(schema.additional_properties)
         sub, leaf = entry
         if sub is not None and (not leaf or leaf != _FOUND.get(type(value))):
-            causes += validate(value, sub, child_path(path, key))
+            causes += child(value, sub, child_path(path, key))
     return causes
 
 
@@ -413,3 +430,47 @@ def _declared(plan: _Plan, schema: Schema, name: str) -> tuple[Schema | None, st
 
 def _entry(sub: Schema | None) -> tuple[Schema | None, str]:
     return sub, _plan(sub).leaf if sub is not None else ""
+
+
+T = TypeVar("T")
+CLEAN_VALUES = 4096
+"""Values remembered per schema node and check: at about a kilobyte each, a few megabytes at most."""
+
+
+class CleanValues:
+    """Top-level field values (as JSON text) that a check of one schema node found nothing wrong with.
+
+    Most updates change one part of an object (its status, a label) and hand the rest back as stored, and a
+    check is a function of the value and the schema alone, so a value passed once passes again; keying by
+    the text keeps this exact even for objects stored before the schema changed, unlike upstream's
+    ratcheting, which skips unchanged fields outright. Only values equal to the stored object's count: that
+    rules out what JSON text cannot tell apart (NaN from null, tuples from lists), which stored objects never
+    hold. ``metadata`` is always checked, since its resourceVersion makes its text new on every write.
+    """
+
+    def __init__(self, size: int = CLEAN_VALUES) -> None:
+        self._size = size
+        self._seen: OrderedDict[tuple[str, bytes], None] = OrderedDict()
+
+    @classmethod
+    def for_schema(cls, _: Schema) -> CleanValues:
+        return cls()
+
+    def check(self, key: str, value: Any, old: Mapping[str, Any], run: Callable[[], list[T]]) -> list[T]:
+        """``run()``, or nothing when field ``key`` holds ``value`` in ``old`` too and passed before."""
+        kind = type(value)
+        if key == "metadata" or (kind is not dict and kind is not list) or old.get(key) != value:
+            return run()
+        raw = json_bytes(value)
+        if raw is None:
+            return run()
+        seen = (key, raw)
+        if seen in self._seen:
+            self._seen.move_to_end(seen)
+            return []
+        found = run()
+        if not found:
+            self._seen[seen] = None
+            if len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+        return found

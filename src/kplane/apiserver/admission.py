@@ -21,7 +21,7 @@ from kplane.api.meta import deep_copy
 from kplane.api.names import name_is_dns_subdomain
 from kplane.api.resources import ResourceType
 from kplane.api.schema import ANY, Schema
-from kplane.api.validation import validate
+from kplane.api.validation import validate, validate_update
 
 METADATA_SCHEMA_KEYS = ("apiVersion", "kind", "metadata")
 
@@ -112,10 +112,11 @@ class Admission:
         owned: bool = False,
     ) -> Admitted:
         """``owned``: the caller hands ``obj`` over (a freshly decoded create body), so it is changed in
-        place rather than copied first."""
+        place rather than copied first. ``old``: the stored object an update replaces (stored objects are
+        plain JSON and never change), whose unchanged fields the schema walks may pass on sight."""
         warnings: list[str] = []
         schema = self.schema(rtype)
-        unknown = unknown_fields(obj, schema)
+        unknown = unknown_fields(obj, schema, old)
         if unknown:
             described = ", ".join(f'unknown field "{path}"' for path in unknown)
             if field_validation == "Strict":
@@ -131,7 +132,7 @@ class Admission:
         obj = (apply_defaults_in_place(obj, schema) if rtype.crd_name
                else apply_builtin_defaults(rtype.group, rtype.kind, obj))
         causes: list[status.Cause] = []
-        structural = validate(obj, schema)
+        structural = validate(obj, schema) if old is None else validate_update(obj, old, schema)
         type_errors = [c for c in structural if c.reason == "FieldValueTypeInvalid"]
         if type_errors and not rtype.crd_name:
             first = type_errors[0]

@@ -31,6 +31,7 @@ from kplane.runtime.errors import is_namespace_terminating
 from kplane.scheduler.dra import DraPlugin, ReserveError, Wait
 from kplane.scheduler.events import EventRecorder
 from kplane.scheduler.placement import DEFAULT_FILTERS, Filter, PodInfo, choose_node
+from kplane.scheduler.resources import pod_requests
 from kplane.scheduler.view import ClusterView
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class Scheduler:
             key_of(pod),
             spec.nodeName if spec is not None else None,
             status.phase if status is not None else None,
-            lambda: PodInfo.of(pod.to_dict()).requests,
+            lambda: pod_requests(pod.to_dict()),
         )
 
     def _node_added(self, node: Any) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from lightkube import AsyncClient
 
+from kplane.cli import eventloop
 from kplane.controllers.builtin import builtin_controllers
 from kplane.controllers.resourceclaim import dra_api_served
 from kplane.graphs.controller import RgdController
@@ -91,7 +92,7 @@ def run(options: ControllersOptions) -> None:
         log.info("metrics on http://127.0.0.1:%d/metrics", options.metrics_port)
     tune_gc()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(options, nodes))
+        eventloop.run(_main(options, nodes))
 
 
 async def _main(options: ControllersOptions, nodes: list[NodeConfig]) -> None:

@@ -18,12 +18,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from kplane.apiserver.server import ServerOptions, serve
+from kplane.cli import eventloop
 from kplane.cli.controllers import ControllersSupervisor
 from kplane.runtime.gctune import tune_gc
 from kplane.versions.profile import load_profile
@@ -133,15 +136,9 @@ async def _serve(server_options: ServerOptions, supervisor: ControllersSuperviso
         supervisor.stop()
 
 
-def _run(coro: object) -> None:
-    try:
-        import uvloop
-
-        uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
-    except KeyboardInterrupt:
-        return
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        eventloop.run(coro)
 
 
 def start_detached(options: UpOptions) -> int:

@@ -21,16 +21,21 @@ import argparse
 import asyncio
 import importlib.util
 import os
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
+import aiohttp
+import orjson
 import yaml
 
+from bench._common import target_from_kubeconfig
 from kplane.dra.allocator import AllocatedState, DeviceID, Slice, allocate, parse_slices
 
 DRIVER = "gpu.nvidia.com"
@@ -207,11 +212,11 @@ async def run_e2e(kubeconfig: Path, pods: int, nodes: int) -> dict[str, Any]:
         bound: set[str] = set()
 
         async def watch_until_running() -> None:
-            async for event, pod in client.watch(Pod, namespace=NAMESPACE):
-                name = (pod.metadata.name if pod.metadata is not None else None) or ""
-                if event != "DELETED" and pod.spec is not None and pod.spec.nodeName:
+            async for event, pod in pod_events(kubeconfig, NAMESPACE):
+                name = pod["metadata"]["name"]
+                if event != "DELETED" and (pod.get("spec") or {}).get("nodeName"):
                     bound.add(name)
-                if event != "DELETED" and pod.status is not None and pod.status.phase == "Running":
+                if event != "DELETED" and (pod.get("status") or {}).get("phase") == "Running":
                     running.add(name)
                 else:
                     running.discard(name)
@@ -238,6 +243,21 @@ async def run_e2e(kubeconfig: Path, pods: int, nodes: int) -> dict[str, Any]:
         return {"timed_out": False, "created_s": created_s, "running_s": time.perf_counter() - started, **state}
     finally:
         await client.aclose()
+
+
+async def pod_events(kubeconfig: Path, namespace: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """The namespace's pod events as plain dicts, read with aiohttp and orjson: the measuring client shares
+    the machine with what it measures, so it decodes no more than it needs (no lightkube models)."""
+    target = target_from_kubeconfig(kubeconfig.parent, 0)
+    context = ssl.create_default_context(cafile=target.cafile)
+    url = f"https://{target.host}:{target.port}/api/v1/namespaces/{namespace}/pods?watch=1"
+    async with aiohttp.ClientSession() as session, session.get(
+            url, ssl=context, headers={"Authorization": f"Bearer {target.token}"},
+            timeout=aiohttp.ClientTimeout(total=None)) as response:
+        response.raise_for_status()
+        async for line in response.content:
+            event = orjson.loads(line)
+            yield event["type"], event["object"]
 
 
 def bench_e2e(pods: int, nodes: int) -> dict[str, Any]:

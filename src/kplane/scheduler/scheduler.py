@@ -41,7 +41,10 @@ CONTROLLER_NAME = "scheduler"
 REASON_FAILED_SCHEDULING = "FailedScheduling"
 REASON_UNSCHEDULABLE = "Unschedulable"  # core/v1 PodReasonUnschedulable
 RETRY_UNSCHEDULABLE_S = 300.0
-DEFAULT_WORKERS = 16
+# Pods scheduled at once. Placement itself runs one pod at a time (it never awaits), so this bounds the binding
+# cycles in flight, each a few sequential API writes that wait for a durable commit; upstream runs every binding
+# cycle in a goroutine of its own, without a bound.
+DEFAULT_WORKERS = 64
 RESTART_DELAY_S = 1.0
 
 

@@ -262,3 +262,15 @@ def test_monitorable_needs_list_watch_delete_and_skips_events() -> None:
     assert not monitorable(api("events", "events.k8s.io", "list", "watch", "delete"))
     kinds = by_kind([api("widgets", "example.com", "list")])
     assert ("example.com", "Widgets") in kinds
+
+
+def test_collection_state_changes_only_with_owners_deletion_or_finalizers() -> None:
+    from kplane.controllers.gc import collection_state
+
+    base = {"metadata": {"name": "p", "uid": "u", "ownerReferences": [{"uid": "o", "kind": "ReplicaSet"}]},
+            "status": {"phase": "Pending"}}
+    status_only = {**base, "status": {"phase": "Running"}}
+    assert collection_state(base) == collection_state(status_only)
+    for change in ({"ownerReferences": []}, {"deletionTimestamp": "2026-01-01T00:00:00Z"}, {"finalizers": ["x"]}):
+        changed = {**base, "metadata": {**base["metadata"], **change}}
+        assert collection_state(base) != collection_state(changed)

@@ -43,6 +43,7 @@ from kplane.controllers.ownergraph import (
 from kplane.runtime import EventHandler, ExponentialBackoff, Informer, SharedInformers, WorkQueue
 from kplane.runtime.lkutil import as_dict, is_status
 from kplane.runtime.metrics import RESULT_ERROR, RESULT_SUCCESS, metrics_for
+from kplane.runtime.objects import metadata_field
 from kplane.runtime.workqueue import run_workers
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,14 @@ class Monitor:
     resource: type
     informer: Informer
     handler: EventHandler
+
+
+def collection_state(obj: Any) -> tuple[Any, Any, Any]:
+    """All an update can change of an object's graph node: owner references, deletion and finalizers (name,
+    namespace, kind and uid never change). Updates that leave it alone — nearly all are status writes — need
+    no graph work, as in upstream's processGraphChanges."""
+    return (metadata_field(obj, "ownerReferences"), metadata_field(obj, "deletionTimestamp"),
+            metadata_field(obj, "finalizers"))
 
 
 class GarbageCollector:
@@ -179,8 +188,11 @@ class GarbageCollector:
                 self._remember_absent(node.uid)
                 self._enqueue(self.graph.remove(node.uid))
 
-        handler = informer.add_handler(EventHandler(on_add=upsert, on_update=lambda _, new: upsert(new),
-                                                    on_delete=remove))
+        def update(old: Any, new: Any) -> None:
+            if collection_state(old) != collection_state(new):
+                upsert(new)
+
+        handler = informer.add_handler(EventHandler(on_add=upsert, on_update=update, on_delete=remove))
         informer.start()
         self._monitors[key] = Monitor(api, resource, informer, handler)
 

@@ -33,6 +33,11 @@ def _field(meta: Any, name: str) -> Any:
     return getattr(meta, name, None)
 
 
+def metadata_field(obj: Any, name: str) -> Any:
+    """`metadata.<name>` of a lightkube model or a plain dict, without converting the object."""
+    return _field(_meta(obj), name)
+
+
 def name_of(obj: Any) -> str:
     return _field(_meta(obj), "name") or ""
 

@@ -214,3 +214,19 @@ def test_created_claims_cover_a_stale_informer_until_it_catches_up() -> None:
     created.add("ns/p", "uid-1", claim)
     created.forget("ns/p")
     assert created.merged("ns/p", "uid-1", [], Store()) == []
+
+
+def test_template_claims_recorded_reads_dicts_and_models() -> None:
+    from lightkube.resources.core_v1 import Pod
+
+    from kplane.controllers.resourceclaim import template_claims_recorded
+
+    spec = {"containers": [{"name": "c"}], "resourceClaims": [
+        {"name": "gpu", "resourceClaimTemplateName": "t"}, {"name": "shared", "resourceClaimName": "s"}]}
+    pending = {"metadata": {"name": "p"}, "spec": spec}
+    recorded = {**pending, "status": {"resourceClaimStatuses": [{"name": "gpu", "resourceClaimName": "p-gpu-x"}]}}
+    assert not template_claims_recorded(pending)
+    assert template_claims_recorded(recorded)
+    assert not template_claims_recorded(Pod.from_dict(pending))
+    assert template_claims_recorded(Pod.from_dict(recorded))
+    assert template_claims_recorded({"metadata": {"name": "p"}, "spec": {"containers": []}})  # nothing to make

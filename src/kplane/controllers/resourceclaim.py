@@ -212,6 +212,22 @@ class CreatedClaims:
         return [*owned, *missing]
 
 
+def template_claims_recorded(pod: Any) -> bool:
+    """Whether every template claim of the pod already has its claim recorded in the pod's status, read off
+    the cached object as it is: then a pod event (the pod is bound, runs, changes status) needs no work, and
+    most pod events are such."""
+    spec, status = _attr(pod, "spec"), _attr(pod, "status")
+    wanted = {_attr(c, "name") for c in _attr(spec, "resourceClaims") or () if _attr(c, "resourceClaimTemplateName")}
+    recorded = {_attr(s, "name") for s in _attr(status, "resourceClaimStatuses") or ()}
+    return wanted <= recorded
+
+
+def _attr(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
 def pod_claim_keys(pod: Any) -> list[str]:
     """Claims a pod names: by `resourceClaimName`, or generated and recorded in its status."""
     data = kube.as_dict(pod)
@@ -228,6 +244,8 @@ def pod_controller(client: AsyncClient, informers: SharedInformers) -> Controlle
         cached = controller.get(key)
         if cached is None:
             created.forget(key)
+            return None
+        if template_claims_recorded(cached):
             return None
         pod = kube.as_dict(cached)
         namespace = str(_meta(pod).get("namespace"))

@@ -6,8 +6,8 @@ import pytest
 
 from kplane.api import meta, status
 from kplane.apiserver import codec
-from kplane.apiserver.handlers import decode_continue, encode_continue
 from kplane.apiserver.request import Query, parse_resource_path, split_path
+from kplane.apiserver.verbrules import decode_continue, encode_continue
 from kplane.apiserver.watch import translate
 from kplane.storage import Event
 

@@ -16,7 +16,7 @@ from kplane.api.fieldsv1 import from_fields_v1
 from kplane.api.managedfields import decode_managed_fields, manager_from_user_agent, record_update
 from kplane.api.schema import Schema
 from kplane.api.status import StatusError
-from kplane.apiserver.handlers import ResourceService
+from kplane.apiserver.verbrules import unchanged
 
 DEFS_FILE = (
     FsPath(kubernetes_validate.__file__).parent
@@ -557,4 +557,4 @@ _BASE = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "managedFi
 )
 def test_unchanged_writes_are_those_equal_but_for_managed_fields_times(new: dict[str, Any]) -> None:
     for old, other in ((_BASE, new), (new, _BASE), ({"metadata": {}}, new), (new, {"spec": {"a": 1}})):
-        assert ResourceService._unchanged(old, other) is _unchanged_reference(old, other)
+        assert unchanged(old, other) is _unchanged_reference(old, other)

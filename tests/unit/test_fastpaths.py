@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kplane.api import meta
-from kplane.api.fieldset import FieldSet, TypedError, added_fields, compare
+from kplane.api.fieldcompare import added_fields, compare
+from kplane.api.fieldset import FieldSet, TypedError
 from kplane.api.managedfields import record_update
 from kplane.api.schema import ANY, Schema
 from kplane.apiserver.coalesce import FLUSH_AT_BYTES, CoalescingTransport

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kplane.api.fieldcompare import compare
 from kplane.api.fieldset import (
     FieldSet,
     TypedError,
-    compare,
     element_from_string,
     element_to_string,
     field,

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from kplane.api.fieldcompare import compare
 from kplane.api.fieldset import (
     ATOMIC,
     LIST,
@@ -29,7 +30,6 @@ from kplane.api.fieldset import (
     PathElement,
     TypedError,
     child_schema,
-    compare,
     ensure_named_fields_are_members,
     freeze,
     go_json,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from kplane.api.schema import Schema
@@ -213,7 +212,7 @@ class FieldSet:
 
     @classmethod
     def from_paths(cls, paths: Iterable[Path]) -> FieldSet:
-        builder = _Builder()
+        builder = Builder()
         for p in paths:
             builder.insert(p)
         return builder.freeze()
@@ -317,19 +316,19 @@ class FieldSet:
 EMPTY = FieldSet()
 
 
-class _Builder:
+class Builder:
     """Mutable twin of :class:`FieldSet` used while walking an object."""
 
     __slots__ = ("children", "members")
 
     def __init__(self) -> None:
         self.members: set[PathElement] = set()
-        self.children: dict[PathElement, _Builder] = {}
+        self.children: dict[PathElement, Builder] = {}
 
     def insert(self, path: Path) -> None:
         node = self
         for pe in path[:-1]:
-            node = node.children.setdefault(pe, _Builder())
+            node = node.children.setdefault(pe, Builder())
         node.members.add(path[-1])
 
     def freeze(self) -> FieldSet:
@@ -436,12 +435,12 @@ def item_element(schema: Schema, item: Any, path: Path) -> PathElement:
 
 def typed_fieldset(obj: Any, schema: Schema | None) -> FieldSet:
     """Every leaf of ``obj`` plus list items and free-form map keys, as upstream ``ToFieldSet``."""
-    builder = _Builder()
+    builder = Builder()
     _walk_fields(obj, schema, (), builder)
     return builder.freeze()
 
 
-def _walk_fields(v: Any, schema: Schema | None, path: Path, out: _Builder) -> None:
+def _walk_fields(v: Any, schema: Schema | None, path: Path, out: Builder) -> None:
     kind = shape(schema, v)
     if kind in (SCALAR, ATOMIC):
         if path:
@@ -499,125 +498,6 @@ def ensure_named_fields_are_members(fs: FieldSet, schema: Schema | None) -> Fiel
             sub_schema = item_schema(schema)
         children[pe] = ensure_named_fields_are_members(sub, sub_schema)
     return FieldSet(members, children)
-
-
-# --- comparing two objects -------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Comparison:
-    added: FieldSet
-    modified: FieldSet
-    removed: FieldSet
-
-    def exclude(self, ignored: FieldSet) -> Comparison:
-        return Comparison(self.added.recursive_difference(ignored),
-                          self.modified.recursive_difference(ignored),
-                          self.removed.recursive_difference(ignored))
-
-
-_ABSENT = object()
-
-
-def compare(old: Any, new: Any, schema: Schema | None) -> Comparison:
-    """Which paths ``new`` adds, changes or drops relative to ``old`` (upstream ``TypedValue.Compare``)."""
-    added, modified, removed = _Builder(), _Builder(), _Builder()
-    _compare(old, new, schema, (), (added, modified, removed))
-    return Comparison(added.freeze(), modified.freeze(), removed.freeze())
-
-
-def _compare(lhs: Any, rhs: Any, schema: Schema | None, path: Path,
-             out: tuple[_Builder, _Builder, _Builder]) -> None:
-    if type(lhs) is type(rhs) and lhs == rhs:
-        return  # nothing differs below here; dict and list equality run in C, far quicker than the walk
-    added, modified, removed = out
-    present = rhs if rhs is not _ABSENT else lhs
-    kind = shape(schema, present)
-    if lhs is not _ABSENT and rhs is not _ABSENT and shape(schema, lhs) != kind:
-        kind = ATOMIC
-    if kind in (MAP, LIST) and _blank(lhs) and _blank(rhs):
-        kind = ATOMIC  # two empty containers compare as one leaf, as upstream's emptyPromoteToLeaf
-    if kind in (SCALAR, ATOMIC):
-        if not path:
-            return
-        if lhs is _ABSENT:
-            added.insert(path)
-        elif rhs is _ABSENT:
-            removed.insert(path)
-        elif freeze(lhs) != freeze(rhs):
-            modified.insert(path)
-        return
-    if kind == MAP:
-        left = lhs if isinstance(lhs, Mapping) else {}
-        right = rhs if isinstance(rhs, Mapping) else {}
-        for name in {**left, **right}:
-            _compare(left.get(name, _ABSENT), right.get(name, _ABSENT), child_schema(schema, name),
-                     (*path, ("f", name)), out)
-    else:
-        assert schema is not None
-        _compare_items(lhs, rhs, schema, path, out)
-    if path and lhs is _ABSENT:
-        added.insert(path)
-    elif path and rhs is _ABSENT:
-        removed.insert(path)
-
-
-def added_fields(obj: Mapping[str, Any], schema: Schema | None) -> FieldSet:
-    """``compare({}, obj, schema).added`` without the comparing: what a create adds, for its managedFields.
-
-    With nothing on the left every path of ``obj`` is an addition, so the walk only has to mirror
-    :func:`_compare`'s rules for the right-hand side (empty containers are leaves, a key named twice in an
-    associative list is one leaf, containers are members too), building the set's tree as it goes."""
-    out = _Builder()
-    for name, sub in obj.items():
-        _added(sub, child_schema(schema, name), (("f", name),), out)
-    return out.freeze()
-
-
-def _added(v: Any, schema: Schema | None, path: Path, parent: _Builder) -> None:
-    parent.members.add(path[-1])
-    kind = shape(schema, v)
-    if kind == MAP and v:
-        node = parent.children[path[-1]] = _Builder()
-        for name, sub in v.items():
-            _added(sub, child_schema(schema, name), (*path, ("f", name)), node)
-    elif kind == LIST and v:
-        assert schema is not None
-        node = parent.children[path[-1]] = _Builder()
-        items = item_schema(schema)
-        for pe, same in _index_items(v, schema, path).items():
-            if len(same) == 1:
-                _added(same[0], items, (*path, pe), node)
-            else:
-                node.members.add(pe)
-
-
-def _blank(v: Any) -> bool:
-    return v is _ABSENT or not v
-
-
-def _index_items(items: Any, schema: Schema, path: Path) -> dict[PathElement, list[Any]]:
-    grouped: dict[PathElement, list[Any]] = {}
-    for i, item in enumerate(items if isinstance(items, list) else []):
-        grouped.setdefault(item_element(schema, item, (*path, ("i", i))), []).append(item)
-    return grouped
-
-
-def _compare_items(lhs: Any, rhs: Any, schema: Schema, path: Path,
-                   out: tuple[_Builder, _Builder, _Builder]) -> None:
-    left = _index_items(lhs, schema, path)
-    right = _index_items(rhs, schema, path)
-    for pe in {**left, **right}:
-        ls, rs = left.get(pe, []), right.get(pe, [])
-        p = (*path, pe)
-        if len(ls) <= 1 and len(rs) <= 1:
-            _compare(ls[0] if ls else _ABSENT, rs[0] if rs else _ABSENT, item_schema(schema), p, out)
-        elif len(ls) >= 2 and len(rs) >= 2:
-            if [freeze(x) for x in ls] != [freeze(x) for x in rs]:
-                out[1].insert(p)
-        elif len(ls) >= 2:
-            out[2].insert(p)
-        else:
-            out[0].insert(p)
 
 
 # --- what managedFields track ----------------------------------------------------------------------

@@ -19,19 +19,8 @@ from typing import Any
 
 import orjson
 
-from kplane.api.fieldset import (
-    LIST,
-    MAP,
-    STRIPPED,
-    FieldSet,
-    Path,
-    TypedError,
-    added_fields,
-    child_schema,
-    compare,
-    path_string,
-    shape,
-)
+from kplane.api.fieldcompare import added_fields, compare
+from kplane.api.fieldset import LIST, MAP, STRIPPED, FieldSet, Path, TypedError, child_schema, path_string, shape
 from kplane.api.fieldsv1 import decode_cached, encode_cached
 from kplane.api.meta import json_bytes
 from kplane.api.schema import Schema

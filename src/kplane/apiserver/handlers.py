@@ -7,7 +7,6 @@ live in :mod:`kplane.apiserver.watch`.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import orjson
@@ -25,6 +24,17 @@ from kplane.apiserver.admission import Admission
 from kplane.apiserver.context import RequestContext, Response
 from kplane.apiserver.registry import Registry
 from kplane.apiserver.table import to_table
+from kplane.apiserver.verbrules import (
+    as_decode_error,
+    decode_continue,
+    encode_continue,
+    graceful_seconds,
+    pending_finalizers,
+    present,
+    to_storage_version,
+    unchanged,
+    unsupported_patch_type,
+)
 from kplane.storage import (
     CompactedError,
     FutureRevisionError,
@@ -37,62 +47,6 @@ from kplane.storage import (
 Obj = dict[str, Any]
 PATCH_RETRIES = 20  # upstream retries conflicts of unconditional patches inside GuaranteedUpdate
 BASE_FIELD_SELECTORS = ("metadata.name", "metadata.namespace")
-
-
-def _pending_finalizers(rtype: ResourceType, obj: Obj) -> bool:
-    """Whether anything still holds the object: metadata finalizers, or a Namespace's spec finalizers."""
-    if obj.get("metadata", {}).get("finalizers"):
-        return True
-    return rtype.kind == "Namespace" and not rtype.group and bool((obj.get("spec") or {}).get("finalizers"))
-
-
-def present(rtype: ResourceType, obj: Obj) -> Obj:
-    """An object as seen through the requested version: stored objects of every version share keys."""
-    if obj.get("apiVersion") == rtype.api_version and obj.get("kind") == rtype.kind:
-        return obj
-    out = dict(obj)
-    out["apiVersion"] = rtype.api_version
-    out["kind"] = rtype.kind
-    return out
-
-
-def to_storage_version(rtype: ResourceType, obj: Obj) -> None:
-    """Keep objects in the storage version (conversion ``None`` only rewrites apiVersion), so a write
-    through another served version neither reads as a change nor leaves the store mixed, as upstream."""
-    if rtype.storage_version and rtype.storage_version != rtype.version:
-        obj["apiVersion"] = f"{rtype.group}/{rtype.storage_version}" if rtype.group else rtype.storage_version
-
-
-def unsupported_patch_type(rtype: ResourceType) -> status.StatusError:
-    """415 naming the patch types this resource takes (patch.go: ``NewUnsupportedMediaTypeError(patchTypes)``);
-    custom resources take no strategic merge patch."""
-    accepted = [t for t in codec.PATCH_TYPES if not (rtype.crd_name and t == codec.STRATEGIC_PATCH)]
-    return status.StatusError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
-                              "accepted media types include: " + ", ".join(accepted))
-
-
-def as_decode_error(err: status.StatusError, body: Obj, rtype: ResourceType) -> status.StatusError:
-    """Create and update decode their body, so upstream reports strict-decoding failures through
-    ``transformDecodeError`` (endpoints/handlers/rest.go) with the body's kind and version; patches do not."""
-    if err.reason != "BadRequest" or not err.message.startswith("strict decoding error"):
-        return err
-    kind = str(body.get("kind") or rtype.kind)
-    version = str(body.get("apiVersion") or rtype.api_version).rsplit("/", 1)[-1]
-    return status.bad_request(f'{kind} in version "{version}" cannot be handled as a {rtype.kind}: {err.message}')
-
-
-def encode_continue(revision: int, key: str) -> str:
-    token = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": key})
-    return base64.urlsafe_b64encode(token).decode().rstrip("=")
-
-
-def decode_continue(token: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = orjson.loads(raw)
-        return int(data["rv"]), str(data["start"])
-    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise status.bad_request("continue key is not valid: the continue token could not be decoded") from None
 
 
 class ResourceService:
@@ -368,10 +322,10 @@ class ResourceService:
         meta.strip_empty_metadata(new)
         new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
         to_storage_version(rtype, new)
-        if self._unchanged(old, new):
+        if unchanged(old, new):
             return 200, await self._committed(ctx, old)
         self._size_check(new)
-        finished = new["metadata"].get("deletionTimestamp") and not _pending_finalizers(rtype, new)
+        finished = new["metadata"].get("deletionTimestamp") and not pending_finalizers(rtype, new)
         if ctx.dry_run:
             return 200, new
         revision = int(old["metadata"]["resourceVersion"])
@@ -397,23 +351,6 @@ class ResourceService:
         if committed is None or committed["metadata"].get("resourceVersion") != version:
             raise status.conflict(ctx.rtype.plural, ctx.rtype.group, ctx.path.name, status.MODIFIED)
         return committed
-
-    @staticmethod
-    def _unchanged(old: Obj, new: Obj) -> bool:
-        """A write that changes nothing (managedFields timestamps aside) is not stored, as upstream. Compared
-        field by field, so that the usual answer (changed) comes from the first differing field, with no
-        copies made."""
-        def same(a: Obj, b: Obj, skip: str) -> bool:
-            if len(a) - (skip in a) != len(b) - (skip in b):
-                return False
-            return all(k == skip or (k in a and a[k] == v) for k, v in b.items())
-
-        old_meta, new_meta = old.get("metadata", {}), new.get("metadata", {})
-        if not (same(old, new, "metadata") and same(old_meta, new_meta, "managedFields")):
-            return False
-        old_fields, new_fields = old_meta.get("managedFields") or [], new_meta.get("managedFields") or []
-        return len(old_fields) == len(new_fields) and all(
-            dict(a, time="") == dict(b, time="") for a, b in zip(old_fields, new_fields, strict=True))
 
     @staticmethod
     def _check_finalizers(ctx: RequestContext, old: Obj, new: Obj) -> None:
@@ -590,8 +527,8 @@ class ResourceService:
             finalizers.append("foregroundDeletion")
         if policy == "Orphan" and "orphan" not in finalizers:
             finalizers.append("orphan")
-        graceful = self._graceful_seconds(rtype, old, options)
-        pending = finalizers or _pending_finalizers(rtype, {**old, "metadata": {}})
+        graceful = graceful_seconds(rtype, old, options)
+        pending = finalizers or pending_finalizers(rtype, {**old, "metadata": {}})
         if not pending and graceful == 0:
             if dry_run:
                 return 200, old
@@ -616,21 +553,6 @@ class ResourceService:
         except KeyNotFoundError:
             raise self._not_found(rtype, name) from None
         return 200, stored
-
-    @staticmethod
-    def _graceful_seconds(rtype: ResourceType, obj: Obj, options: Obj) -> int:
-        """Pods bound to a node terminate gracefully (the node agent finishes the deletion); others at once."""
-        if rtype.kind != "Pod" or rtype.group or not obj.get("spec", {}).get("nodeName"):
-            return 0
-        if obj.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-            return 0
-        requested = options.get("gracePeriodSeconds")
-        if requested is not None:
-            try:
-                return max(int(requested), 0)
-            except (TypeError, ValueError):
-                raise status.bad_request("gracePeriodSeconds must be an integer") from None
-        return int(obj.get("spec", {}).get("terminationGracePeriodSeconds", 30) or 0)
 
     async def delete_collection(self, ctx: RequestContext) -> Response:
         options = self._delete_options(ctx)

@@ -18,8 +18,9 @@ import orjson
 from kplane.api import status
 from kplane.apiserver import codec
 from kplane.apiserver.context import RequestContext
-from kplane.apiserver.handlers import ResourceService, present
+from kplane.apiserver.handlers import ResourceService
 from kplane.apiserver.table import to_table
+from kplane.apiserver.verbrules import present
 from kplane.storage import CompactedError, Event, FutureRevisionError
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]

@@ -230,3 +230,17 @@ def test_template_claims_recorded_reads_dicts_and_models() -> None:
     assert not template_claims_recorded(Pod.from_dict(pending))
     assert template_claims_recorded(Pod.from_dict(recorded))
     assert template_claims_recorded({"metadata": {"name": "p"}, "spec": {"containers": []}})  # nothing to make
+
+
+def test_pod_claim_keys_from_dicts_and_models() -> None:
+    from lightkube.resources.core_v1 import Pod
+
+    from kplane.controllers.resourceclaim import pod_claim_keys
+
+    data = {"metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [{"name": "c"}], "resourceClaims": [
+                {"name": "gpu", "resourceClaimTemplateName": "t"}, {"name": "shared", "resourceClaimName": "s"}]},
+            "status": {"resourceClaimStatuses": [{"name": "gpu", "resourceClaimName": "p-gpu-x"}]}}
+    assert pod_claim_keys(data) == ["ns/s", "ns/p-gpu-x"]
+    assert pod_claim_keys(Pod.from_dict(data)) == ["ns/s", "ns/p-gpu-x"]
+    assert pod_claim_keys({"metadata": {"name": "q", "namespace": "ns"}, "spec": {"containers": []}}) == []

@@ -229,11 +229,11 @@ def _attr(obj: Any, name: str) -> Any:
 
 
 def pod_claim_keys(pod: Any) -> list[str]:
-    """Claims a pod names: by `resourceClaimName`, or generated and recorded in its status."""
-    data = kube.as_dict(pod)
-    namespace = str(_meta(data).get("namespace") or "")
-    names = [c.get("resourceClaimName") for c in (data.get("spec") or {}).get("resourceClaims") or ()]
-    names += [s.get("resourceClaimName") for s in (data.get("status") or {}).get("resourceClaimStatuses") or ()]
+    """Claims a pod names: by `resourceClaimName`, or generated and recorded in its status. Read off the
+    cached object as it is (every pod event asks, twice for an update)."""
+    namespace = str(_attr(_attr(pod, "metadata"), "namespace") or "")
+    names = [_attr(c, "resourceClaimName") for c in _attr(_attr(pod, "spec"), "resourceClaims") or ()]
+    names += [_attr(s, "resourceClaimName") for s in _attr(_attr(pod, "status"), "resourceClaimStatuses") or ()]
     return [make_key(namespace, str(n)) for n in names if n]
 
 

@@ -33,6 +33,7 @@ from lightkube.types import PatchType
 from kplane.controllers import kube
 from kplane.runtime import Controller, Result, SharedInformers, make_key
 from kplane.runtime.lkutil import model
+from kplane.runtime.objects import is_mapping_type
 from kplane.runtime.store import Store
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ def template_claims_recorded(pod: Any) -> bool:
 def _attr(obj: Any, name: str) -> Any:
     if obj is None:
         return None
-    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+    return obj.get(name) if is_mapping_type(type(obj)) else getattr(obj, name, None)
 
 
 def pod_claim_keys(pod: Any) -> list[str]:

@@ -11,9 +11,11 @@ from typing import Any
 
 from lightkube.core.exceptions import ApiError
 
+from kplane.runtime.objects import is_mapping_type
+
 
 def as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, Mapping):
+    if is_mapping_type(type(obj)):
         return dict(obj)
     result: dict[str, Any] = obj.to_dict()
     return result

@@ -21,14 +21,26 @@ class OwnerRef:
     controller: bool
 
 
+_MAPPING_TYPES: dict[type, bool] = {}
+
+
+def is_mapping_type(kind: type) -> bool:
+    """`isinstance(x, Mapping)` by type, remembered: the ABC check is slow, and these helpers run for every
+    object of every informer event."""
+    known = _MAPPING_TYPES.get(kind)
+    if known is None:
+        known = _MAPPING_TYPES[kind] = issubclass(kind, Mapping)
+    return known
+
+
 def _meta(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
+    if is_mapping_type(type(obj)):
         return obj.get("metadata") or {}
     return getattr(obj, "metadata", None) or {}
 
 
 def _field(meta: Any, name: str) -> Any:
-    if isinstance(meta, Mapping):
+    if is_mapping_type(type(meta)):
         return meta.get(name)
     return getattr(meta, name, None)
 

@@ -169,6 +169,17 @@ CASES: dict[str, Case] = {
         "PUT", f"{CM}/existing?fieldValidation=Strict", body(configmap("existing", spec={"x": 1})), 400,
         "BadRequest", message='ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
                               'unknown field "spec"'),
+    # A field named twice: the last value would win, so Strict refuses it; duplicates are listed before unknown
+    # fields (apiserver_test.go: `strict decoding error: duplicate field "other", unknown field "unknown"`).
+    "strict-duplicate-field-configmap": Case(
+        "POST", f"{CM}?fieldValidation=Strict",
+        b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup","name":"dup2"},"data":{"a":"1"},'
+        b'"data":{"b":"2"},"spec":1}', 400, "BadRequest",
+        message='ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
+                'duplicate field "metadata.name", duplicate field "data", unknown field "spec"'),
+    "strict-duplicate-field-widget-patch": Case(
+        "PATCH", f"{WIDGETS}/existing?fieldValidation=Strict", b'{"spec": {"size": 2, "size": 3}}', 400,
+        "BadRequest", message='strict decoding error: duplicate field "spec.size"', content_type=MERGE),
     # Patches are not decoded into the kind, so upstream reports them without the "cannot be handled" prefix.
     "strict-unknown-field-patch": Case(
         "PATCH", f"{DEPLOY}/existing?fieldValidation=Strict", body({"spec": {"x": 1, "replicas": 2}}), 400,
@@ -312,6 +323,17 @@ def test_wrong_resource_version_from_a_real_read(api: Api) -> None:
                                  message=f'Operation cannot be fulfilled on configmaps "existing": {MODIFIED}'))
     assert api.state() == before
     assert api.ok("GET", f"{CM}/existing")["data"]["other"] == "writer"
+
+
+def test_duplicate_fields_are_warnings_by_default_and_the_last_value_wins(api: Api) -> None:
+    response = api.request("POST", CM, b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"twice"},'
+                                       b'"data":{"k":"first","k":"last"}}')
+    try:
+        assert response.status_code == 201, response.text
+        assert response.json()["data"] == {"k": "last"}
+        assert '299 - "duplicate field \\"data.k\\""' in response.headers.get("warning", "")
+    finally:
+        api.request("DELETE", f"{CM}/twice")
 
 
 def test_good_token_still_works(api: Api) -> None:

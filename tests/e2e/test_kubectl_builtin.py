@@ -424,3 +424,17 @@ def test_error_output(plane: ControlPlane, ns: str) -> None:
     neg = plane.kubectl("create", "-f", "-", stdin=yaml.safe_dump(deploy), check=False)
     assert neg.returncode == 1
     assert "spec.replicas: Invalid value: -1: must be greater than or equal to 0" in neg.stderr
+
+
+def test_field_validation_warn_and_strict(plane: ControlPlane, ns: str) -> None:
+    """kubectl's --validate=warn shows the server's warnings (unknown field, quoted), =strict refuses."""
+    manifest = ('{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "loose"}, "data": {"a": "1"},'
+                ' "spec": {"x": 1}}')
+    warned = plane.kubectl("-n", ns, "create", "--validate=warn", "-f", "-", stdin=manifest)
+    assert 'Warning: unknown field "spec"' in warned.stderr
+    assert get(plane, ns, "configmap", "loose")["data"] == {"a": "1"}
+    refused = plane.kubectl("-n", ns, "create", "--validate=strict", "-f", "-", check=False,
+                            stdin=manifest.replace("loose", "strict"))
+    assert refused.returncode != 0
+    assert 'strict decoding error: unknown field "spec"' in refused.stderr
+    assert absent(plane, ns, "configmaps", "strict")

@@ -117,3 +117,29 @@ def test_generation_moves_only_with_the_spec() -> None:
 def test_generate_name_suffix() -> None:
     name = meta.generated_name("web-")
     assert name.startswith("web-") and len(name) == len("web-") + 5
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (b'{"a":1,"b":{"c":1,"c":2},"a":3}', ["b.c", "a"]),
+    (b'{"a": 1, "b": {"c": 1}}', []),
+    (b'{"a" : 1, "b" : {"c" : 1}}', []),  # spaced JSON takes the exact walk and still finds nothing
+    (b'{"spec":{"containers":[{"name":"x","name":"y"}]}}', ["spec.containers[0].name"]),
+    (b'{"a":"\\":","a":1}', ["a"]),  # a quote and colon inside a string
+    (b'{"a":"\\u0022:","b":1}', []),
+    (b'{"a":1,"a":2,"a":3}', ["a"]),
+    (b'{bad', []),  # undecodable bodies are the decoder's to report
+])
+def test_duplicate_fields(raw: bytes, expected: list[str]) -> None:
+    assert codec.duplicate_fields(raw, "application/json") == expected
+
+
+def test_duplicate_fields_only_for_json_bodies() -> None:
+    assert codec.duplicate_fields(b'{"a":1,"a":2}', "application/yaml") == []
+    assert codec.duplicate_fields(b'{"a":1,"a":2}', "application/merge-patch+json") == ["a"]
+
+
+def test_warning_header_quotes_the_text() -> None:
+    from kplane.apiserver.app import warning_header
+
+    assert warning_header('unknown field "spec.x"') == b'299 - "unknown field \\"spec.x\\""'
+    assert warning_header("a\\b") == b'299 - "a\\\\b"'

@@ -7,7 +7,7 @@ order follows the real server: unknown fields (``fieldValidation``), pruning, de
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,7 @@ class Admission:
         field_validation: str,
         subresource: str = "",
         owned: bool = False,
+        duplicates: Sequence[str] = (),
     ) -> Admitted:
         """``owned``: the caller hands ``obj`` over (a freshly decoded create body), so it is changed in
         place rather than copied first. ``old``: the stored object an update replaces (stored objects are
@@ -117,12 +118,14 @@ class Admission:
         warnings: list[str] = []
         schema = self.schema(rtype)
         unknown = unknown_fields(obj, schema, old)
-        if unknown:
-            described = ", ".join(f'unknown field "{path}"' for path in unknown)
+        problems = [*(f'duplicate field "{path}"' for path in duplicates),
+                    *(f'unknown field "{path}"' for path in unknown)]
+        if problems:
+            # Duplicates first, then unknown fields, as apimachinery's strict decoding lists them.
             if field_validation == "Strict":
-                raise status.bad_request(f"strict decoding error: {described}")
+                raise status.bad_request("strict decoding error: " + ", ".join(problems))
             if field_validation == "Warn":
-                warnings.extend(f'unknown field "{path}"' for path in unknown)
+                warnings.extend(problems)
         # Pruning drops a subset of what the unknown-field walk reports (that walk also enters metadata), so
         # with nothing reported there is nothing to prune and a copy (or nothing, for an owned object) does.
         if unknown:

@@ -42,6 +42,14 @@ VERB_METHODS = {"get": "get", "list": "list", "create": "create", "update": "upd
 VERB_BY_METHOD = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
+def warning_header(text: str) -> bytes:
+    """A ``Warning`` header value (RFC 7234 §5.5) as apimachinery's ``NewWarningHeader`` writes it: code 299,
+    agent ``-``, the text as a quoted-string, so quotes and backslashes in it are escaped (``unknown field
+    "spec.x"`` must not end the string early, or clients drop the warning)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{escaped}"'.encode()
+
+
 class ApiApp:
     """Routes one HTTP request; owns nothing but references to the server's parts."""
 
@@ -224,8 +232,7 @@ class ApiApp:
             handler = {"get": self.scale.get, "update": self.scale.update, "patch": self.scale.patch}[verb]
         response = await handler(ctx)
         if ctx.warnings:
-            response.headers.extend(
-                (b"warning", f'299 - "{w}"'.encode()) for w in ctx.warnings)
+            response.headers.extend((b"warning", warning_header(w)) for w in ctx.warnings)
         return response, verb, rtype.plural
 
     async def _token_request(self, ctx: RequestContext) -> Response:

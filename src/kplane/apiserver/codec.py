@@ -7,6 +7,7 @@ Python client may send no Content-Type at all, ``kubectl apply --server-side`` s
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -64,6 +65,45 @@ def decode_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as err:
         raise status.bad_request(f"the body of the request could not be decoded as JSON: {err}") from None
+
+
+def duplicate_fields(body: bytes, content_type: str) -> list[str]:
+    """Paths of the fields a JSON body names more than once, as strict decoding reports them
+    (``duplicate field "spec.replicas"``); the last value is the one decoded, as in Go. Other media types
+    give none (YAML duplicates already fail to decode; protobuf has no such thing).
+
+    Most bodies are compact JSON, for which the number of ``":`` in the body equals that of the decoded
+    object written out again unless a key was dropped, so the exact walk runs only when the counts differ."""
+    if media_type(content_type) not in (JSON, "*/*", "application/merge-patch+json",
+                                          "application/strategic-merge-patch+json") or not body.strip():
+        return []
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return []
+    if body.count(b'":') == orjson.dumps(decoded).count(b'":'):
+        return []
+    found: list[str] = []
+    _find_duplicates(json.loads(body, object_pairs_hook=_Pairs), "", found)
+    return found
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as the key/value pairs it was written with, duplicates included."""
+
+
+def _find_duplicates(value: Any, path: str, found: list[str]) -> None:
+    if isinstance(value, _Pairs):
+        seen: set[str] = set()
+        for key, item in value:
+            child = f"{path}.{key}" if path else key
+            if key in seen and child not in found:
+                found.append(child)
+            seen.add(key)
+            _find_duplicates(item, child, found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _find_duplicates(item, f"{path}[{index}]", found)
 
 
 def decode_yaml(body: bytes) -> Any:

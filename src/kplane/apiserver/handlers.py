@@ -79,6 +79,13 @@ class ResourceService:
             raise self._not_found(ctx.rtype, ctx.path.name)
         return obj
 
+    @staticmethod
+    def _duplicates(ctx: RequestContext) -> list[str]:
+        """Fields the request body names twice; not looked for when field validation is off."""
+        if ctx.field_validation() == "Ignore":
+            return []
+        return codec.duplicate_fields(ctx.body, ctx.content_type)
+
     def _manager(self, ctx: RequestContext) -> str:
         return ctx.query.get("fieldManager") or manager_from_user_agent(ctx.user_agent)
 
@@ -219,8 +226,10 @@ class ResourceService:
 
     async def create(self, ctx: RequestContext, obj: Obj | None = None) -> Response:
         rtype = ctx.rtype
+        duplicates: list[str] = []
         if obj is None:
             obj = codec.decode_object(ctx.body, ctx.content_type)
+            duplicates = self._duplicates(ctx)
         self._check_body_identity(ctx, obj, name_required=False)
         metadata = meta.metadata(obj)
         if not metadata.get("name"):
@@ -235,7 +244,8 @@ class ResourceService:
         if "status" in rtype.subresources and rtype.kind not in ("Node",):
             obj.pop("status", None)
         try:
-            admitted = self.admission.admit(rtype, obj, None, field_validation=ctx.field_validation(), owned=True)
+            admitted = self.admission.admit(rtype, obj, None, field_validation=ctx.field_validation(), owned=True,
+                                            duplicates=duplicates)
         except status.StatusError as err:
             raise as_decode_error(err, obj, rtype) from None
         ctx.warnings.extend(admitted.warnings)
@@ -312,7 +322,8 @@ class ResourceService:
         meta.carry_over_update(old, new, status_is_subresource="status" in rtype.subresources)
         self._check_finalizers(ctx, old, new)
         admitted = self.admission.admit(rtype, new, old, field_validation=ctx.field_validation(),
-                                        subresource=ctx.path.subresource)
+                                        subresource=ctx.path.subresource,
+                                        duplicates=self._duplicates(ctx) if record else ())
         ctx.warnings.extend(admitted.warnings)
         new = admitted.obj
         if record:

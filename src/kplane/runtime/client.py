@@ -78,8 +78,10 @@ class KubeClient(AsyncClient):
 
     def __init__(self, config: SingleConfig, *, field_manager: str, timeout: httpx2.Timeout,
                  transport: AiohttpTransport) -> None:
+        # What lightkube's own __init__ sets (a timeout and the generic client), with _DirectCalls as the
+        # generic client; lightkube offers no hook to choose it. lightkube annotates `transport` as a sync
+        # transport while handing it to an async httpx2 client.
         self._timeout = timeout
-        # lightkube annotates `transport` as a sync transport while handing it to an async httpx2 client.
         params = ConnectionParams(timeout=timeout, trust_env=False, transport=cast(Any, transport))
         self._client = _DirectCalls(params, config, field_manager=field_manager, transport=transport)
 

@@ -38,14 +38,7 @@ def apply(plane: ControlPlane, doc: Any) -> None:
 
 
 def delete(plane: ControlPlane, *args: str) -> None:
-    """``kubectl delete``, retried on 409: kplane's API server can refuse a DELETE that races a status write
-    (a real API server retries that update internally)."""
-    for _ in range(5):
-        proc = plane.kubectl("delete", *args, check=False)
-        if proc.returncode == 0 or "Conflict" not in proc.stderr:
-            break
-        time.sleep(0.2)
-    assert proc.returncode == 0, proc.stderr
+    plane.kubectl("delete", *args)
 
 
 def get(plane: ControlPlane, *args: str) -> Any:

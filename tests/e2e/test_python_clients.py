@@ -487,6 +487,20 @@ async def test_concurrent_unconditional_patches_of_one_object_all_succeed(alight
     assert final.data == {f"k{i}": str(i) for i in range(40)}
 
 
+async def test_delete_racing_patches_of_the_same_object_succeeds(alight: AsyncClient, namespace: str) -> None:
+    """A DELETE that meets in-flight writes to its object (a controller's status update, say) is applied
+    after them, not refused with 409."""
+    meta = ObjectMeta(name="doomed", namespace=namespace, finalizers=["e2e.kplane.io/hold"])
+    await alight.create(ConfigMap(metadata=meta, data={}))
+    patches = [alight.patch(ConfigMap, "doomed", {"data": {f"k{i}": "v"}}, namespace=namespace,
+                            patch_type=PatchType.MERGE) for i in range(60)]
+    await asyncio.gather(*patches[:30], alight.delete(ConfigMap, "doomed", namespace=namespace), *patches[30:])
+    held = await alight.get(ConfigMap, "doomed", namespace=namespace)
+    assert held.metadata is not None and held.metadata.deletionTimestamp is not None
+    await alight.patch(ConfigMap, "doomed", {"metadata": {"finalizers": None}}, namespace=namespace,
+                       patch_type=PatchType.MERGE)
+
+
 def test_watch_from_compacted_revision_gets_in_stream_410(compacted: tuple[k8s.ApiClient, str, str]) -> None:
     client, namespace, since = compacted
     response = k8s.CoreV1Api(client).list_namespaced_config_map(

@@ -352,15 +352,15 @@ class ResourceService:
     async def _committed(self, ctx: RequestContext, obj: Obj) -> Obj:
         """`obj` once it is committed. A no-op write answers with the object it was based on, which may be
         a staged write (`_latest`) that no reader may see before its commit; should that commit fail, the
-        caller's base is gone, which is a conflict (retried by unconditional patches)."""
-        key = self._key(ctx)
+        caller's base is gone, which is a conflict (retried by unconditional patches and deletes)."""
+        key = ctx.rtype.key(obj["metadata"].get("namespace"), obj["metadata"]["name"])
         if self.store.get(key) is obj:
             return obj
         await self.store.settled(key)
         committed = self.store.get(key)
         version = obj["metadata"].get("resourceVersion")
         if committed is None or committed["metadata"].get("resourceVersion") != version:
-            raise status.conflict(ctx.rtype.plural, ctx.rtype.group, ctx.path.name, status.MODIFIED)
+            raise status.conflict(ctx.rtype.plural, ctx.rtype.group, obj["metadata"]["name"], status.MODIFIED)
         return committed
 
     @staticmethod
@@ -505,14 +505,16 @@ class ResourceService:
 
     async def _delete_one(self, ctx: RequestContext, old: Obj, options: Obj) -> tuple[int, Obj]:
         """Delete with the object as last read; a concurrent write (a status update racing the delete) makes
-        it read again and retry, as upstream's GuaranteedUpdate does. Preconditions are checked on every read."""
+        it read again and retry, as upstream's GuaranteedUpdate does, on the newest staged state so that it
+        queues behind that write (see `_latest`). Preconditions are checked on every read."""
         key = ctx.rtype.key(old["metadata"].get("namespace"), old["metadata"]["name"])
         for _ in range(PATCH_RETRIES):
             try:
                 return await self._delete_attempt(ctx, old, options)
             except RevisionConflictError:
-                current = self.store.get(key)
+                current = self.store.latest(key)
                 if current is None:
+                    await self.store.settled(key)
                     raise self._not_found(ctx.rtype, old["metadata"]["name"]) from None
                 old = current
         raise status.conflict(ctx.rtype.plural, ctx.rtype.group, old["metadata"]["name"], status.MODIFIED)
@@ -542,14 +544,14 @@ class ResourceService:
         pending = finalizers or pending_finalizers(rtype, {**old, "metadata": {}})
         if not pending and graceful == 0:
             if dry_run:
-                return 200, old
+                return 200, await self._committed(ctx, old)
             key = rtype.key(old["metadata"].get("namespace"), name)
             try:
                 return 200, await self.store.delete(key, expected_revision=int(old["metadata"]["resourceVersion"]))
             except KeyNotFoundError:
                 raise self._not_found(rtype, name) from None
         if old["metadata"].get("deletionTimestamp") and finalizers == old["metadata"].get("finalizers", []):
-            return 202 if graceful else 200, old
+            return 202 if graceful else 200, await self._committed(ctx, old)
         new = meta.deep_copy(old)
         new["metadata"]["finalizers"] = finalizers
         new["metadata"].setdefault("deletionTimestamp", meta.now_rfc3339())

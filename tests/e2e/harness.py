@@ -108,6 +108,14 @@ def start_control_plane(base: Path, *extra: str, env: dict[str, str] | None = No
     return plane
 
 
+def start_serving_crd(base: Path, crd: str, *extra: str, timeout: float = 60) -> ControlPlane:
+    """A control plane whose controllers have installed `crd` (kro's RGD or GraphRevision CRD, say)."""
+    plane = start_control_plane(base, *extra)
+    plane.wait_for(lambda: plane.kubectl("get", "crd", crd, check=False).returncode == 0, timeout=timeout,
+                   what=f"the CRD {crd}")
+    return plane
+
+
 class Background:
     """A kubectl command left running (``get -w``, ``delete``, ``wait``) whose stdout is read line by line."""
 

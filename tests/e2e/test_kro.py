@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.harness import KUBECTL, Background, ControlPlane, start_control_plane
+from tests.e2e.harness import KUBECTL, Background, ControlPlane, start_serving_crd
 
 EXAMPLES = Path(__file__).parents[1] / "compat" / "kro" / "examples"
 WAIT_S = 60
@@ -26,9 +26,7 @@ WAIT_S = 60
 def kro(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     if KUBECTL is None:
         pytest.skip("kubectl is not installed")
-    plane = start_control_plane(tmp_path_factory.mktemp("kro"), "--nodes", "2")
-    plane.wait_for(lambda: plane.kubectl("get", "crd", "resourcegraphdefinitions.kro.run", check=False).returncode
-                   == 0, timeout=WAIT_S, what="the RGD CRD")
+    plane = start_serving_crd(tmp_path_factory.mktemp("kro"), "resourcegraphdefinitions.kro.run", "--nodes", "2")
     yield plane
     plane.down()
 

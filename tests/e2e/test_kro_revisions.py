@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.harness import KUBECTL, ControlPlane, start_control_plane
+from tests.e2e.harness import KUBECTL, ControlPlane, start_serving_crd
 
 WAIT_S = 60
 
@@ -22,9 +22,8 @@ WAIT_S = 60
 def kro(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     if KUBECTL is None:
         pytest.skip("kubectl is not installed")
-    plane = start_control_plane(tmp_path_factory.mktemp("kro-revisions"), "--nodes", "0")
-    plane.wait_for(lambda: plane.kubectl("get", "crd", "graphrevisions.internal.kro.run", check=False).returncode
-                   == 0, timeout=WAIT_S, what="the GraphRevision CRD")
+    plane = start_serving_crd(tmp_path_factory.mktemp("kro-revisions"), "graphrevisions.internal.kro.run",
+                              "--nodes", "0")
     yield plane
     plane.down()
 

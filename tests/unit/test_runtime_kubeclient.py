@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
 import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,7 +21,6 @@ import httpx2
 import pytest
 import yaml
 from aiohttp import web
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,7 +31,7 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace
 from lightkube.types import CascadeType, PatchType
 
 from kplane.runtime.client import DEFAULT_FIELD_MANAGER, KubeClient, client_from_kubeconfig, query_string
-from tests.unit.test_runtime_transport import Certificate, free_port, self_signed
+from tests.unit.tlscerts import Certificate, free_port, localhost_certificate, self_signed
 
 # Long enough never to fire in a passing test, short enough that a broken one fails instead of hanging.
 GUARD_S = 5.0
@@ -172,13 +170,7 @@ def write_kubeconfig(path: Path, server: str, ca_pem: bytes, user: dict[str, str
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    cert, key_pem = self_signed("kplane-test", san=san)
-    folder = tmp_path_factory.mktemp("tls")
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    (folder / "cert.pem").write_bytes(cert_pem)
-    (folder / "key.pem").write_bytes(key_pem)
-    return Certificate(cert_pem, folder / "cert.pem", folder / "key.pem")
+    return localhost_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")

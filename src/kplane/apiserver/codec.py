@@ -67,20 +67,23 @@ def decode_json(body: bytes) -> Any:
         raise status.bad_request(f"the body of the request could not be decoded as JSON: {err}") from None
 
 
-def duplicate_fields(body: bytes, content_type: str) -> list[str]:
+def duplicate_fields(body: bytes, content_type: str, decoded: Any = None) -> list[str]:
     """Paths of the fields a JSON body names more than once, as strict decoding reports them
     (``duplicate field "spec.replicas"``); the last value is the one decoded, as in Go. Other media types
     give none (YAML duplicates already fail to decode; protobuf has no such thing).
 
     Most bodies are compact JSON, for which the number of ``":`` in the body equals that of the decoded
-    object written out again unless a key was dropped, so the exact walk runs only when the counts differ."""
+    object written out again unless a key was dropped, so the exact walk runs only when the counts differ.
+    ``decoded``: the body as the caller already decoded it (and has not changed yet), to save decoding it
+    again."""
     if media_type(content_type) not in (JSON, "*/*", "application/merge-patch+json",
                                           "application/strategic-merge-patch+json") or not body.strip():
         return []
-    try:
-        decoded = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return []
+    if decoded is None:
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return []
     if body.count(b'":') == orjson.dumps(decoded).count(b'":'):
         return []
     found: list[str] = []

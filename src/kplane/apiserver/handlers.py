@@ -80,11 +80,11 @@ class ResourceService:
         return obj
 
     @staticmethod
-    def _duplicates(ctx: RequestContext) -> list[str]:
+    def _duplicates(ctx: RequestContext, decoded: Obj | None = None) -> list[str]:
         """Fields the request body names twice; not looked for when field validation is off."""
         if ctx.field_validation() == "Ignore":
             return []
-        return codec.duplicate_fields(ctx.body, ctx.content_type)
+        return codec.duplicate_fields(ctx.body, ctx.content_type, decoded)
 
     def _manager(self, ctx: RequestContext) -> str:
         return ctx.query.get("fieldManager") or manager_from_user_agent(ctx.user_agent)
@@ -229,7 +229,7 @@ class ResourceService:
         duplicates: list[str] = []
         if obj is None:
             obj = codec.decode_object(ctx.body, ctx.content_type)
-            duplicates = self._duplicates(ctx)
+            duplicates = self._duplicates(ctx, obj)
         self._check_body_identity(ctx, obj, name_required=False)
         metadata = meta.metadata(obj)
         if not metadata.get("name"):

@@ -16,10 +16,11 @@ Positions in compile errors about the rewritten parts refer to the rewritten tex
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from kplane.cel.lexer import TOKEN
 
 PREDICATES = {"all": "all", "exists": "exists", "existsOne": "exists_one", "exists_one": "exists_one"}
 TRANSFORMS = frozenset({"transformList", "transformMap", "transformMapEntry"})
@@ -34,15 +35,6 @@ INTERNAL_NAMES = {MAP_FROM_PAIRS: "transformMap", MAP_FROM_ENTRIES: "transformMa
 ACCUMULATOR = "__result__"
 """cel-go's accumulator variable (``parser.AccumulatorName``), which iteration variables may not shadow."""
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-    (?P<num>0x[0-9a-fA-F]+u?|\d+\.\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+u?)
-  | (?P<str>[bB]?[rR]?(?:\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
-  | (?P<id>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\|\||&&|==|!=|<=|>=|\.\?|\[\?|[-+*/%!<>?:.,()\[\]{}])
-  )""",
-    re.VERBOSE | re.DOTALL,
-)
 _OPEN = {"(": ")", "[": "]", "[?": "]", "{": "}"}
 _CLOSE = {")": "(", "]": "[", "}": "{"}
 
@@ -64,7 +56,7 @@ def _tokens(text: str) -> list[_Tok] | None:
     out: list[_Tok] = []
     pos = 0
     while text[pos:].strip():
-        m = _TOKEN.match(text, pos)
+        m = TOKEN.match(text, pos)
         if m is None or m.end() == pos:
             return None
         kind = m.lastgroup or ""

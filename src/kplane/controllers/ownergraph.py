@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from kplane.runtime.objects import OwnerRef
+
 Obj = dict[str, Any]
 
 FOREGROUND = "foregroundDeletion"
@@ -26,20 +28,6 @@ ORPHAN = "orphan"
 BACKGROUND_POLICY = "Background"
 FOREGROUND_POLICY = "Foreground"
 ORPHAN_POLICY = "Orphan"
-
-
-@dataclass(frozen=True)
-class OwnerRef:
-    api_version: str
-    kind: str
-    name: str
-    uid: str
-    controller: bool = False
-    block_owner_deletion: bool = False
-
-    @property
-    def group(self) -> str:
-        return self.api_version.rpartition("/")[0]
 
 
 @dataclass(frozen=True)

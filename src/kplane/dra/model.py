@@ -218,21 +218,50 @@ class AllocatedState:
 
     @classmethod
     def from_claims(cls, claims: Sequence[Obj]) -> AllocatedState:
-        """What claims with ``status.allocation`` hold; admin-access results hold nothing, as in the
-        scheduler's GatherAllocatedState."""
+        """What claims with ``status.allocation`` hold (see :func:`held_by`)."""
         state = cls()
         for claim in claims:
-            allocation = (claim.get("status") or {}).get("allocation") or {}
-            for result in (allocation.get("devices") or {}).get("results") or ():
-                if result.get("adminAccess"):
-                    continue
-                device = DeviceID(result.get("driver", ""), result.get("pool", ""), result.get("device", ""))
-                share = result.get("shareID")
-                if not share:
-                    state.devices.add(device)
-                    continue
+            held = held_by(claim)
+            state.devices.update(held.devices)
+            for device, share, consumed in held.shared:
                 state.shared.add((device, share))
                 total = state.capacity.setdefault(device, {})
-                for name, value in (result.get("consumedCapacity") or {}).items():
-                    total[name] = total.get(name, Fraction(0)) + quantity(value, f"claim {claim_key(claim)}")
+                for name, value in consumed:
+                    total[name] = total.get(name, Fraction(0)) + value
         return state
+
+
+PoolID = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Held:
+    """One claim's share of the allocated state."""
+
+    devices: tuple[DeviceID, ...] = ()
+    shared: tuple[tuple[DeviceID, str, tuple[tuple[str, Fraction], ...]], ...] = ()
+
+    @property
+    def pools(self) -> set[PoolID]:
+        return {(d.driver, d.pool) for d in self.devices} | {(d.driver, d.pool) for d, _, _ in self.shared}
+
+
+def held_by(claim: Obj | None) -> Held:
+    """What a claim's ``status.allocation`` holds; admin-access results hold nothing (GatherAllocatedState)."""
+    if claim is None:
+        return Held()
+    allocation = (claim.get("status") or {}).get("allocation") or {}
+    devices: list[DeviceID] = []
+    shared: list[tuple[DeviceID, str, tuple[tuple[str, Fraction], ...]]] = []
+    for result in (allocation.get("devices") or {}).get("results") or ():
+        if result.get("adminAccess"):
+            continue
+        device = DeviceID(result.get("driver", ""), result.get("pool", ""), result.get("device", ""))
+        share = result.get("shareID")
+        if not share:
+            devices.append(device)
+            continue
+        consumed = tuple((str(name), quantity(value, f"claim {claim_key(claim)}"))
+                         for name, value in (result.get("consumedCapacity") or {}).items())
+        shared.append((device, str(share), consumed))
+    return Held(tuple(devices), tuple(shared))

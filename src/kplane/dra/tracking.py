@@ -24,44 +24,10 @@ from typing import Any
 import orjson
 
 from kplane.dra.features import Features
-from kplane.dra.model import AllocatedState, DeviceID, Obj, claim_key, quantity
+from kplane.dra.model import AllocatedState, DeviceID, Held, Obj, PoolID, held_by
 from kplane.dra.pools import SliceIndex
 
-PoolID = tuple[str, str]
 MEMO_MAX_ENTRIES = 8192
-
-
-@dataclass(frozen=True)
-class _Held:
-    """One claim's share of the allocated state."""
-
-    devices: tuple[DeviceID, ...] = ()
-    shared: tuple[tuple[DeviceID, str, tuple[tuple[str, Fraction], ...]], ...] = ()
-
-    @property
-    def pools(self) -> set[PoolID]:
-        return {(d.driver, d.pool) for d in self.devices} | {(d.driver, d.pool) for d, _, _ in self.shared}
-
-
-def held_by(claim: Obj | None) -> _Held:
-    """What a claim's ``status.allocation`` holds; admin-access results hold nothing (GatherAllocatedState)."""
-    if claim is None:
-        return _Held()
-    allocation = (claim.get("status") or {}).get("allocation") or {}
-    devices: list[DeviceID] = []
-    shared: list[tuple[DeviceID, str, tuple[tuple[str, Fraction], ...]]] = []
-    for result in (allocation.get("devices") or {}).get("results") or ():
-        if result.get("adminAccess"):
-            continue
-        device = DeviceID(result.get("driver", ""), result.get("pool", ""), result.get("device", ""))
-        share = result.get("shareID")
-        if not share:
-            devices.append(device)
-            continue
-        consumed = tuple((str(name), quantity(value, f"claim {claim_key(claim)}"))
-                         for name, value in (result.get("consumedCapacity") or {}).items())
-        shared.append((device, str(share), consumed))
-    return _Held(tuple(devices), tuple(shared))
 
 
 class AllocationTracker:
@@ -73,7 +39,7 @@ class AllocationTracker:
 
     def __init__(self) -> None:
         self.state = AllocatedState()
-        self._held: dict[str, _Held] = {}
+        self._held: dict[str, Held] = {}
         self._devices: Counter[DeviceID] = Counter()
         self._shared: Counter[tuple[DeviceID, str]] = Counter()
         self._shares: Counter[DeviceID] = Counter()
@@ -83,7 +49,7 @@ class AllocationTracker:
         """Record what the claim under ``key`` holds now (None: the claim is gone). Raises InvalidInput for a
         consumed capacity that is not a quantity, before changing anything."""
         held = held_by(claim)
-        old = self._held.pop(key, _Held())
+        old = self._held.pop(key, Held())
         if held == old:
             if held.devices or held.shared:
                 self._held[key] = held
@@ -103,7 +69,7 @@ class AllocationTracker:
         versions = self._versions
         return tuple([versions.get(pool, 0) for pool in pools])
 
-    def _apply(self, held: _Held, sign: int) -> None:
+    def _apply(self, held: Held, sign: int) -> None:
         state = self.state
         for device in held.devices:
             self._devices[device] += sign

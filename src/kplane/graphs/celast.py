@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kplane.cel.lexer import TOKEN
+
 MACROS_ONE_VAR = frozenset({"all", "exists", "exists_one", "map", "filter"})
 MACROS_TWO_VAR = frozenset({"existsOne", "transformList", "transformMap", "transformMapEntry"})
 
@@ -32,15 +34,6 @@ class Node:
     optional: bool = False
 
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-    (?P<num>0x[0-9a-fA-F]+u?|\d+\.\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+u?)
-  | (?P<str>[bB]?[rR]?(?:\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
-  | (?P<id>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\|\||&&|==|!=|<=|>=|\.\?|\[\?|[-+*/%!<>?:.,()\[\]{}])
-  )""",
-    re.VERBOSE | re.DOTALL,
-)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\", "`": "`", "?": "?", "a": "\a",
             "b": "\b", "f": "\f", "v": "\v"}
 
@@ -72,7 +65,7 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         if text[pos:].strip() == "":
             break
-        m = _TOKEN.match(text, pos)
+        m = TOKEN.match(text, pos)
         if m is None or m.end() == pos:
             raise ParseError(f"Syntax error: token recognition error at: '{text[pos:].strip()[:1]}'")
         kind = m.lastgroup or ""

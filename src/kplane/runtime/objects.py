@@ -18,7 +18,12 @@ class OwnerRef:
     kind: str
     name: str
     uid: str
-    controller: bool
+    controller: bool = False
+    block_owner_deletion: bool = False
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
 
 
 _MAPPING_TYPES: dict[type, bool] = {}
@@ -79,6 +84,7 @@ def owner_references_of(obj: Any) -> list[OwnerRef]:
             name=_field(ref, "name") or "",
             uid=_field(ref, "uid") or "",
             controller=bool(_field(ref, "controller")),
+            block_owner_deletion=bool(_field(ref, "blockOwnerDeletion")),
         )
         for ref in refs
     ]

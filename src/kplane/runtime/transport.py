@@ -23,9 +23,8 @@ from dataclasses import dataclass
 import aiohttp
 import httpx2
 
-# A watch may stay silent for minutes between events (bookmarks come every minute or so); a read timeout
-# of None leaves it to the server's timeoutSeconds, as httpx2 does when lightkube passes read=None.
 _READ_CHUNK = 65536
+"""Most bytes handed on per read of a streamed body; a watch event is yielded as soon as it arrives."""
 # Headers aiohttp would add on its own; httpx2 has already set those the request should carry. (Content-Type
 # would otherwise become application/octet-stream on a body sent without one.)
 _NOT_OURS = ("User-Agent", "Accept-Encoding", "Accept", "Content-Type")
